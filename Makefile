@@ -1,0 +1,45 @@
+# sweeplab: `make help` lists the targets. Everything runs in .venv, made by `make setup`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+SHARED_DATA ?= ../shared/data
+KERAS_HOME ?= $(HOME)/.keras
+UI_PORT ?= 5000
+export KERAS_HOME
+
+.DEFAULT_GOAL := help
+.PHONY: help setup data run test lint ui bench bench-quick clean
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(BIN)/sweeplab-installed: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
+	touch $@
+
+setup: $(BIN)/sweeplab-installed data ## make .venv with sweeplab and its dependencies, fill the Keras cache
+
+data: ## copy the offline Fashion-MNIST files (../shared/data) into the Keras cache, if there are any
+	@if [ -d "$(SHARED_DATA)/fashion-mnist" ]; then \
+	  mkdir -p "$(KERAS_HOME)/datasets/fashion-mnist" && \
+	  cp -u "$(SHARED_DATA)"/fashion-mnist/*.gz "$(KERAS_HOME)/datasets/fashion-mnist/"; \
+	fi
+
+run: setup ## train the baseline (30 epochs) into mlruns/; ARGS="lr=0.05 ..." for overrides
+	$(BIN)/python sweep.py $(ARGS)
+
+test: setup ## run the test suite (real Keras, real MLflow; a few minutes)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: setup ## ruff check and format check
+	$(BIN)/ruff check src tests bench sweep.py
+	$(BIN)/ruff format --check src tests bench sweep.py
+
+ui: setup ## open the MLflow UI on the project's store at http://127.0.0.1:$(UI_PORT)
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db --default-artifact-root ./mlruns \
+	  --host 127.0.0.1 --port $(UI_PORT)
+
+clean: ## remove Hydra output folders (runs in mlruns/ stay)
+	rm -rf outputs multirun

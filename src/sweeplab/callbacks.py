@@ -1,0 +1,55 @@
+"""Keras callbacks that record each epoch in MLflow and stop a run that diverged."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import keras
+import mlflow
+
+from sweeplab.optimizers import current_learning_rate
+
+
+class DivergedError(RuntimeError):
+    """Training produced NaN or infinity; the run cannot recover."""
+
+
+class MlflowEpochLogger(keras.callbacks.Callback):
+    """Logs an epoch's metrics, learning rate and duration in one call, with step=epoch.
+
+    mlflow.keras.MlflowCallback is not used: it swallows logging errors (a lost tracking server would go
+    unnoticed) and logs every validation pass a second time without a step.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._started = 0.0
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self._started = time.perf_counter()
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        metrics = {k: float(v) for k, v in (logs or {}).items()}
+        metrics["learning_rate"] = current_learning_rate(self.model.optimizer)
+        metrics["epoch_time"] = time.perf_counter() - self._started
+        mlflow.log_metrics(metrics, step=epoch)
+
+
+class StopOnDivergence(keras.callbacks.Callback):
+    """Raises DivergedError as soon as the loss is NaN or infinite, naming the epoch."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._epoch = 0
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            raise DivergedError(
+                f"loss became {float(loss)} in epoch {self._epoch + 1}; the run diverged "
+                "(lower the learning rate)"
+            )

@@ -1,0 +1,53 @@
+"""Process-level settings for one job: threads, seeds, a clean Keras state."""
+
+from __future__ import annotations
+
+import os
+import signal
+from types import FrameType
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so that runs end KILLED and `finally` blocks run."""
+
+
+def _raise_terminated(signum: int, frame: FrameType | None) -> None:
+    raise Terminated(f"received signal {signal.Signals(signum).name}")
+
+
+def handle_sigterm() -> None:
+    """Turn SIGTERM into an exception (only the main thread of a process can install handlers)."""
+    try:
+        signal.signal(signal.SIGTERM, _raise_terminated)
+    except ValueError:
+        pass
+
+
+def quiet_tensorflow() -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def configure_threads(threads: int | None) -> None:
+    """Limit TensorFlow's thread pools; a no-op when they are already set up in this process."""
+    if threads is None:
+        return
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        return
+    import tensorflow as tf
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    except RuntimeError:
+        # Already initialised by an earlier job in this (reused) worker process: keep its setting.
+        pass
+
+
+def fresh_start(seed: int) -> None:
+    """Clear what an earlier job in this process left behind, then seed Python, NumPy and Keras."""
+    import keras
+
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(seed)

@@ -1,0 +1,141 @@
+"""MLflow: where runs go, what identifies them, and a run context that never leaves a run RUNNING."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import traceback
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import pandas as pd
+from mlflow.entities import RunStatus
+from mlflow.exceptions import MlflowException
+from omegaconf import DictConfig, OmegaConf
+
+import sweeplab
+from sweeplab.config import config_hash, hidden_units, learning_rate, optimizer_name
+
+STORE_DIR = Path("mlruns")
+PARENT_RUN_ENV = "SWEEPLAB_PARENT_RUN_ID"
+TAG_HASH = "sweeplab.config_hash"
+TAG_ERROR = "sweeplab.error"
+TAG_NOTE = "mlflow.note.content"  # shown as the run's description in the MLflow UI
+
+
+def default_store_uri(root: Path | None = None) -> str:
+    """SQLite inside mlruns/ (artifacts go beside it, under mlruns/<experiment id>/)."""
+    store = ((root or Path.cwd()) / STORE_DIR).resolve()
+    store.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{store / 'mlflow.db'}"
+
+
+def tracking_uri(tracking: DictConfig) -> str:
+    """MLFLOW_TRACKING_URI wins (a tracking server), then tracking.uri, then the local SQLite store."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or tracking.uri or default_store_uri()
+
+
+def configure(tracking: DictConfig) -> str:
+    """Point MLflow at the store and the experiment; returns the experiment id."""
+    mlflow.set_tracking_uri(tracking_uri(tracking))
+    try:
+        experiment = mlflow.set_experiment(tracking.experiment)
+    except MlflowException:
+        # Another process of the same sweep created it between our lookup and our create.
+        experiment = mlflow.set_experiment(tracking.experiment)
+    return experiment.experiment_id
+
+
+def run_name(cfg: DictConfig) -> str:
+    """e.g. 'mlp 300-100 relu sgd lr=0.01 seed=42'."""
+    shape = "-".join(str(u) for u in hidden_units(cfg))
+    return f"mlp {shape} {cfg.activation} {optimizer_name(cfg)} lr={learning_rate(cfg):g} seed={cfg.seed}"
+
+
+def flat_params(cfg: DictConfig) -> dict[str, Any]:
+    """The resolved config (Hydra's own node left out), flattened to dotted keys."""
+    plain = OmegaConf.to_container(cfg, resolve=True)
+    assert isinstance(plain, dict)
+    plain.pop("hydra", None)
+    plain["lr"] = learning_rate(cfg)
+    plain["optimizer"]["learning_rate"] = plain["lr"]
+    plain["model"]["hidden_units"] = hidden_units(cfg)
+    flat = pd.json_normalize(plain, sep=".").iloc[0].to_dict()
+    return {k: ("null" if v is None else v) for k, v in flat.items()}
+
+
+def _git(*args: str) -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", *args], cwd=Path(sweeplab.__file__).parent, capture_output=True, text=True, timeout=10
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def source_tags() -> dict[str, str]:
+    """Versions and the git state of the code that ran."""
+    import keras
+
+    tags = {
+        "sweeplab.version": sweeplab.__version__,
+        "keras.version": keras.__version__,
+        "keras.backend": keras.backend.backend(),
+    }
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        tags["tensorflow.version"] = tf.__version__
+    commit = _git("rev-parse", "HEAD")
+    if commit:
+        tags["mlflow.source.git.commit"] = commit
+        tags["sweeplab.git_commit"] = commit
+        tags["sweeplab.git_dirty"] = str(bool(_git("status", "--porcelain", "--untracked-files=no")))
+    return tags
+
+
+def parent_run_id() -> str | None:
+    """The sweep's parent run, handed to jobs (also in other processes) through the environment."""
+    return os.environ.get(PARENT_RUN_ENV) or None
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}".strip().rstrip(":")
+
+
+@contextlib.contextmanager
+def tracked_run(name: str, tags: dict[str, str]) -> Iterator[mlflow.ActiveRun]:
+    """An MLflow run that ends FINISHED, FAILED (an error) or KILLED (Ctrl-C, SIGTERM), never RUNNING.
+
+    A failed run keeps what it logged and gets the reason as a tag, as its description in the UI, and
+    the traceback as error.txt.
+    """
+    run = mlflow.start_run(run_name=name, tags=tags, parent_run_id=parent_run_id())
+    try:
+        yield run
+    except BaseException as exc:
+        status = RunStatus.KILLED if isinstance(exc, KeyboardInterrupt) else RunStatus.FAILED
+        status_name = RunStatus.to_string(status)
+        reason = _reason(exc)
+        # Record what we can; the store itself may be what failed, and the run must still be ended.
+        with contextlib.suppress(Exception):
+            mlflow.set_tags({TAG_ERROR: reason[:5000], TAG_NOTE: f"{status_name}: {reason}"[:5000]})
+            mlflow.log_text(traceback.format_exc(), "error.txt")
+        with contextlib.suppress(Exception):
+            mlflow.end_run(status_name)
+        raise
+    mlflow.end_run(RunStatus.to_string(RunStatus.FINISHED))
+
+
+def run_tags(cfg: DictConfig) -> dict[str, str]:
+    return {**source_tags(), TAG_HASH: config_hash(cfg), "sweeplab.dataset": cfg.data.name}
+
+
+def ui_url(experiment_id: str, run_id: str | None = None, base: str = "http://127.0.0.1:5000") -> str:
+    """The runs table of an experiment (MLflow 3 opens experiments on a GenAI overview otherwise)."""
+    return f"{base}/#/experiments/{experiment_id}/runs" + (f"/{run_id}" if run_id else "")

@@ -1,0 +1,191 @@
+"""One tracked training run: `run(cfg) -> metrics`."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import numpy as np
+import pandas as pd
+from omegaconf import DictConfig, OmegaConf
+
+from sweeplab import tracking
+from sweeplab.config import hidden_units, validate
+from sweeplab.data import Dataset, load_dataset
+from sweeplab.plots import confusion_matrix, plot_confusion_matrix, plot_learning_curves
+from sweeplab.runtime import configure_threads, fresh_start
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    experiment_id: str
+    metrics: dict[str, float]
+    history: pd.DataFrame = field(repr=False)
+
+
+def compile_model(cfg: DictConfig, data: Dataset) -> Any:
+    """The configured MLP, compiled as the run trains it."""
+    from sweeplab.model import build_mlp
+    from sweeplab.optimizers import build_optimizer
+
+    model = build_mlp(data.input_shape, hidden_units(cfg), cfg.activation, data.num_classes)
+    model.compile(
+        optimizer=build_optimizer(cfg),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+        jit_compile=cfg.training.jit_compile,
+        steps_per_execution=cfg.training.steps_per_execution,
+    )
+    return model
+
+
+def _verbose(cfg: DictConfig) -> str | int:
+    return "auto" if str(cfg.training.verbose) == "auto" else int(cfg.training.verbose)
+
+
+def fit(cfg: DictConfig, model: Any, data: Dataset, extra_callbacks: list | None = None) -> pd.DataFrame:
+    """Train with validation each epoch, logging each epoch to the active MLflow run."""
+    from sweeplab.callbacks import MlflowEpochLogger, StopOnDivergence
+
+    history = model.fit(
+        data.x_train,
+        data.y_train,
+        epochs=cfg.epochs,
+        batch_size=cfg.batch_size,
+        validation_data=(data.x_valid, data.y_valid),
+        callbacks=[StopOnDivergence(), MlflowEpochLogger(), *(extra_callbacks or [])],
+        verbose=_verbose(cfg),
+    )
+    return pd.DataFrame(history.history)
+
+
+def predictions_table(probabilities: np.ndarray, data: Dataset) -> pd.DataFrame:
+    """Class names and probabilities for the first test images (the tutorial's predict step)."""
+    predicted = probabilities.argmax(axis=1)
+    table = pd.DataFrame(
+        {
+            "index": np.arange(len(probabilities)),
+            "true": [data.class_names[i] for i in data.y_test[: len(probabilities)]],
+            "predicted": [data.class_names[i] for i in predicted],
+            "probability": probabilities.max(axis=1).round(4),
+        }
+    )
+    per_class = pd.DataFrame(probabilities.round(4), columns=[f"p({c})" for c in data.class_names])
+    return pd.concat([table, per_class], axis=1)
+
+
+def log_model(model: Any, example: np.ndarray) -> None:
+    """Log the Keras model with signature and input example, loadable by mlflow.pyfunc.load_model.
+
+    On the TensorFlow backend this is mlflow.tensorflow (MLflow 3's Keras-3 aware flavour); mlflow.keras
+    is used for other backends, without the input example, which its save_model writes into a folder it
+    has not created yet (MLflow 3.17).
+    """
+    import keras
+    from mlflow.models import infer_signature
+
+    signature = infer_signature(example, model.predict(example, verbose=0))
+    # MLflow checks the input example by predicting through Keras, which would draw a progress bar.
+    keras.config.disable_interactive_logging()
+    # Explicit requirements: inferring them starts a subprocess that loads the model again.
+    requirements = [f"keras=={keras.__version__}", f"mlflow=={mlflow.__version__}"]
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+        from mlflow import tensorflow as mlflow_tensorflow
+
+        requirements.append(f"tensorflow=={tf.__version__}")
+        mlflow_tensorflow.log_model(
+            model, name="model", signature=signature, input_example=example, pip_requirements=requirements
+        )
+    else:
+        from mlflow import keras as mlflow_keras
+
+        mlflow_keras.log_model(model, name="model", signature=signature, pip_requirements=requirements)
+    keras.config.enable_interactive_logging()
+
+
+def log_outputs(cfg: DictConfig, model: Any, data: Dataset, history: pd.DataFrame, folder: Path) -> pd.DataFrame:
+    """history.csv, curves, confusion matrix, sample predictions, model summary, resolved config."""
+    history.index.name = "epoch"
+    history.to_csv(folder / "history.csv")
+    title = tracking.run_name(cfg)
+    plot_learning_curves(history, folder / "learning_curves.png", title)
+
+    probabilities = model.predict(data.x_test, batch_size=1024, verbose=0)
+    matrix = confusion_matrix(data.y_test, probabilities.argmax(axis=1), data.num_classes)
+    pd.DataFrame(matrix, index=data.class_names, columns=data.class_names).to_csv(folder / "confusion_matrix.csv")
+    plot_confusion_matrix(matrix, data.class_names, folder / "confusion_matrix.png")
+
+    samples = predictions_table(probabilities[: cfg.training.predict_samples], data)
+    samples.to_csv(folder / "predictions.csv", index=False)
+
+    lines: list[str] = []
+    model.summary(print_fn=lambda line, *args, **kwargs: lines.append(line))
+    (folder / "model_summary.txt").write_text("\n".join(lines) + "\n")
+    (folder / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    mlflow.log_artifacts(str(folder))
+    hydra_dir = _hydra_output_dir()
+    if hydra_dir is not None and (hydra_dir / ".hydra").is_dir():
+        mlflow.log_artifacts(str(hydra_dir / ".hydra"), artifact_path="hydra")
+    return samples
+
+
+def _hydra_output_dir() -> Path | None:
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return None
+    return Path(HydraConfig.get().runtime.output_dir)
+
+
+def log_dataset(data: Dataset) -> None:
+    dataset = mlflow.data.from_numpy(data.x_train, targets=data.y_train, source=data.source, name=data.name)
+    mlflow.log_input(dataset, context="training")
+
+
+def run(cfg: DictConfig) -> RunResult:
+    """Validate, load data, train, evaluate and record everything in one MLflow run."""
+    validate(cfg)
+    experiment_id = tracking.configure(cfg.tracking)
+    data = load_dataset(cfg.data)
+    configure_threads(cfg.training.threads)
+    fresh_start(cfg.seed)
+    name = tracking.run_name(cfg)
+
+    with tracking.tracked_run(name, tracking.run_tags(cfg)) as active:
+        run_id = active.info.run_id
+        print(f"sweeplab: run '{name}' ({run_id}) in experiment '{cfg.tracking.experiment}'", flush=True)
+        mlflow.log_params(tracking.flat_params(cfg))
+        log_dataset(data)
+        model = compile_model(cfg, data)
+
+        started = time.perf_counter()
+        history = fit(cfg, model, data)
+        train_time = time.perf_counter() - started
+
+        test = model.evaluate(data.x_test, data.y_test, batch_size=1024, verbose=0, return_dict=True)
+        metrics = {
+            "test_loss": float(test["loss"]),
+            "test_accuracy": float(test["accuracy"]),
+            "param_count": float(model.count_params()),
+            "train_time": train_time,
+            **{k: float(v) for k, v in history.iloc[-1].items()},
+        }
+        mlflow.log_metrics({k: metrics[k] for k in ("test_loss", "test_accuracy", "param_count", "train_time")})
+        with tempfile.TemporaryDirectory() as tmp:
+            samples = log_outputs(cfg, model, data, history, Path(tmp))
+        if cfg.tracking.log_model:
+            log_model(model, data.x_test[: max(1, cfg.training.predict_samples)])
+
+    print(samples[["index", "true", "predicted", "probability"]].to_string(index=False))
+    print(
+        f"sweeplab: test_accuracy={metrics['test_accuracy']:.4f} test_loss={metrics['test_loss']:.4f} "
+        f"in {train_time:.1f} s -> {tracking.ui_url(experiment_id, run_id)} (make ui)",
+        flush=True,
+    )
+    return RunResult(run_id=run_id, experiment_id=experiment_id, metrics=metrics, history=history)

@@ -1,0 +1,89 @@
+"""Shared fixtures: the offline Keras cache, a real MLflow store per test, the real CLI as a subprocess."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from mlflow.tracking import MlflowClient
+from omegaconf import DictConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF_DIR = ROOT / "conf"
+SHARED_DATA = Path(os.environ.get("SWEEPLAB_SHARED_DATA", ROOT.parent / "shared" / "data"))
+MNIST_NPZ = SHARED_DATA / "mnist" / "mnist.npz"
+# Small and fast, but real: 2,000 training images, compiled steps, two epochs.
+QUICK = ["data.limit=2000", "epochs=2", "training.verbose=2"]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def keras_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A Keras cache holding Fashion-MNIST: $KERAS_HOME if it has the files, else a copy of shared/data."""
+    current = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras"))
+    if len(list((current / "datasets" / "fashion-mnist").glob("*.gz"))) == 4:
+        os.environ["KERAS_HOME"] = str(current)
+        return current
+    source = SHARED_DATA / "fashion-mnist"
+    if not source.is_dir():
+        pytest.exit(f"no Fashion-MNIST in {current}/datasets/fashion-mnist nor in {source}: run `make data`")
+    home = tmp_path_factory.mktemp("keras_home")
+    shutil.copytree(source, home / "datasets" / "fashion-mnist", ignore=shutil.ignore_patterns("*.md"))
+    os.environ["KERAS_HOME"] = str(home)
+    return home
+
+
+@pytest.fixture
+def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh SQLite MLflow store for this test, also seen by subprocesses through the environment."""
+    uri = f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}"
+    (tmp_path / "mlruns").mkdir()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.chdir(tmp_path)
+    return uri
+
+
+@pytest.fixture
+def client(store: str) -> MlflowClient:
+    return MlflowClient(tracking_uri=store)
+
+
+def run_cli(
+    args: list[str], cwd: Path, env: dict[str, str] | None = None, timeout: float = 600, script: str = "sweep.py"
+) -> subprocess.CompletedProcess[str]:
+    """The real entry point in a fresh process, output captured."""
+    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    return subprocess.run(
+        [sys.executable, str(ROOT / script), *args],
+        cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout,
+    )
+
+
+@pytest.fixture
+def cli(tmp_path: Path, store: str) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """run_cli with the test's store and working folder (Hydra outputs land in tmp_path)."""
+
+    def _run(*args: str, **kwargs) -> subprocess.CompletedProcess[str]:
+        return run_cli(list(args), cwd=tmp_path, **kwargs)
+
+    return _run
+
+
+@pytest.fixture
+def compose_cfg() -> Iterator[Callable[..., DictConfig]]:
+    """Compose the real configs with overrides, as Hydra would for `python sweep.py ...`."""
+    from sweeplab.config import register_configs
+
+    register_configs()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        yield lambda *overrides: compose(config_name="config", overrides=list(overrides))
+
+
+def experiment_runs(client: MlflowClient, experiment: str = "fashion_mnist") -> list:
+    exp = client.get_experiment_by_name(experiment)
+    return [] if exp is None else client.search_runs([exp.experiment_id])
