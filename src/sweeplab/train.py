@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -144,7 +145,10 @@ def _hydra_output_dir() -> Path | None:
 
 
 def log_dataset(data: Dataset) -> None:
-    dataset = mlflow.data.from_numpy(data.x_train, targets=data.y_train, source=data.source, name=data.name)
+    with warnings.catch_warnings():
+        # A local path "can be interpreted in multiple ways" by MLflow's source registry: all of them local.
+        warnings.simplefilter("ignore", UserWarning)
+        dataset = mlflow.data.from_numpy(data.x_train, targets=data.y_train, source=data.source, name=data.name)
     mlflow.log_input(dataset, context="training")
 
 

@@ -1,0 +1,87 @@
+"""Every config composes; the baseline's shape; the checks that refuse bad values."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+
+from sweeplab.config import KERAS_ACTIVATIONS, ConfigError, config_hash, hidden_units, learning_rate, validate
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+OPTIMIZERS = sorted(p.stem for p in (CONF / "optimizer").glob("*.yaml"))
+
+
+def test_every_group_option_composes_and_validates(compose_cfg) -> None:
+    groups = [d.name for d in CONF.iterdir() if d.is_dir() and d.name not in ("sweeps", "hydra")]
+    composed = 0
+    for group in groups:
+        for option in sorted((CONF / group).glob("*.yaml")):
+            if group == "tuner":
+                continue  # composed and searched by tests/test_tuning.py
+            cfg = compose_cfg(f"{group}={option.stem}")
+            validate(cfg)
+            composed += 1
+    assert composed >= 12
+    assert OPTIMIZERS == ["adagrad", "adam", "adamw", "momentum", "nadam", "nesterov", "rmsprop", "sgd"]
+
+
+def test_baseline_defaults(compose_cfg) -> None:
+    cfg = compose_cfg()
+    assert hidden_units(cfg) == [300, 100]
+    assert cfg.optimizer._target_ == "keras.optimizers.SGD"
+    assert learning_rate(cfg) == 0.01
+    assert (cfg.activation, cfg.epochs, cfg.batch_size, cfg.data.validation_size) == ("relu", 30, 32, 5000)
+    assert cfg.tracking.experiment == "fashion_mnist"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "units"),
+    [((), [300, 100]), (("depth=3",), [300, 100, 33]), (("width=200",), [200, 67]), (("depth=1",), [300]),
+     (("model.units=[512,256,128]",), [512, 256, 128]), (("model.taper=2", "depth=3"), [300, 150, 75])],
+)
+def test_depth_and_width_map_onto_layer_sizes(compose_cfg, overrides, units) -> None:
+    assert hidden_units(compose_cfg(*overrides)) == units
+
+
+def test_documented_overrides_compose(compose_cfg) -> None:
+    cfg = compose_cfg("lr=0.05", "optimizer=momentum", "optimizer.momentum=0.95", "activation=elu", "depth=3",
+                      "width=200", "epochs=5", "batch_size=64", "seed=1", "data.limit=2000",
+                      "tracking.experiment=demo")
+    validate(cfg)
+    assert learning_rate(cfg) == 0.05 and cfg.optimizer.momentum == 0.95
+    assert cfg.data.limit == 2000 and cfg.tracking.experiment == "demo"
+    assert compose_cfg("optimizer=adam").optimizer.learning_rate == 0.001
+    assert compose_cfg("data=mnist").data.name == "mnist"
+
+
+@pytest.mark.parametrize(
+    ("override", "named"),
+    [("lr=-1", "lr=-1"), ("lr=0", "lr=0"), ("depth=0", "depth=0"), ("width=0", "width=0"),
+     ("epochs=0", "epochs=0"), ("batch_size=0", "batch_size=0"), ("activation=relux", "activation=relux"),
+     ("data.limit=-5", "data.limit=-5"), ("data.limit=60000", "data.limit=60000"),
+     ("optimizer.momentum=1.5", "optimizer.momentum=1.5"), ("model.units=[100,0]", "model.units[1]=0"),
+     ("data.name=cifar", "data.name=cifar")],
+)
+def test_bad_values_are_refused_with_one_line(compose_cfg, override, named) -> None:
+    with pytest.raises(ConfigError) as err:
+        validate(compose_cfg(override))
+    message = str(err.value)
+    assert named in message and "\n" not in message
+
+
+def test_activation_list_matches_keras() -> None:
+    import keras
+
+    public = {n for n in dir(keras.activations) if not n.startswith("_")} - {"get", "serialize", "deserialize"}
+    assert set(KERAS_ACTIVATIONS) == public - {"threshold"}
+
+
+def test_config_hash_ignores_where_and_how_a_run_is_recorded(compose_cfg) -> None:
+    base = config_hash(compose_cfg())
+    assert base == config_hash(compose_cfg("tracking.experiment=other", "force=true", "training.threads=1"))
+    assert base == config_hash(compose_cfg("lr=0.01"))  # the same effective learning rate
+    assert base != config_hash(compose_cfg("lr=0.02"))
+    assert base != config_hash(compose_cfg("seed=1"))
+    assert OmegaConf.is_config(compose_cfg())

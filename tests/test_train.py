@@ -1,0 +1,153 @@
+"""A tracked run end to end: the real sweep.py, a real SQLite store, checked through MlflowClient."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+
+from conftest import MNIST_NPZ, QUICK, experiment_runs, run_cli
+
+EPOCH_METRICS = ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "epoch_time")
+ARTIFACTS = {"history.csv", "learning_curves.png", "confusion_matrix.png", "confusion_matrix.csv",
+             "predictions.csv", "model_summary.txt", "config.yaml", "hydra"}
+
+
+@pytest.fixture(scope="module")
+def baseline_run(tmp_path_factory):
+    """One real quick baseline run through the CLI, shared by the checks below."""
+    folder = tmp_path_factory.mktemp("baseline")
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    proc = run_cli(QUICK, cwd=folder, env={"MLFLOW_TRACKING_URI": uri})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    client = MlflowClient(tracking_uri=uri)
+    runs = experiment_runs(client)
+    assert len(runs) == 1
+    return client, runs[0], proc
+
+
+@pytest.mark.slow
+def test_run_is_finished_with_name_params_and_tags(baseline_run) -> None:
+    _, run, proc = baseline_run
+    assert run.info.status == "FINISHED"
+    assert run.info.run_name == "mlp 300-100 relu sgd lr=0.01 seed=42"
+    params = run.data.params
+    expected = {"lr": "0.01", "optimizer.learning_rate": "0.01", "optimizer._target_": "keras.optimizers.SGD",
+                "activation": "relu", "depth": "2", "width": "300", "model.hidden_units": "[300, 100]",
+                "epochs": "2", "batch_size": "32", "seed": "42", "data.name": "fashion_mnist",
+                "data.limit": "2000", "training.jit_compile": "True", "optimizer.momentum": "0.0"}
+    assert {k: params.get(k) for k in expected} == expected
+    tags = run.data.tags
+    for key in ("sweeplab.version", "keras.version", "tensorflow.version", "sweeplab.config_hash"):
+        assert tags.get(key), key
+    assert tags.get("sweeplab.git_dirty") in ("True", "False")
+    assert [d.dataset.name for d in run.inputs.dataset_inputs] == ["fashion_mnist"]
+    assert "test_accuracy=" in proc.stdout and "#/experiments/" in proc.stdout
+
+
+@pytest.mark.slow
+def test_per_epoch_and_final_metrics(baseline_run) -> None:
+    client, run, _ = baseline_run
+    for key in EPOCH_METRICS:
+        history = client.get_metric_history(run.info.run_id, key)
+        assert [m.step for m in history] == [0, 1], key
+    assert [m.value for m in client.get_metric_history(run.info.run_id, "learning_rate")] == pytest.approx(
+        [0.01, 0.01])
+    metrics = run.data.metrics
+    assert 0.5 < metrics["test_accuracy"] <= 1 and metrics["test_loss"] > 0
+    assert metrics["param_count"] == 266_610 and metrics["train_time"] > 0
+
+
+@pytest.mark.slow
+def test_artifacts(baseline_run, tmp_path) -> None:
+    client, run, _ = baseline_run
+    names = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert ARTIFACTS <= names, ARTIFACTS - names
+    assert {"hydra/config.yaml", "hydra/overrides.yaml"} <= {
+        a.path for a in client.list_artifacts(run.info.run_id, "hydra")}
+    folder = client.download_artifacts(run.info.run_id, "", str(tmp_path))
+    history = pd.read_csv(f"{folder}/history.csv")
+    assert history.columns[0] == "epoch"
+    assert sorted(history.columns[1:]) == ["accuracy", "loss", "val_accuracy", "val_loss"]
+    assert len(history) == 2
+    assert history["val_accuracy"].iloc[-1] == pytest.approx(run.data.metrics["val_accuracy"])
+    predictions = pd.read_csv(f"{folder}/predictions.csv")
+    assert len(predictions) == 3 and {"true", "predicted", "probability", "p(Ankle boot)"} <= set(predictions)
+    for png in ("learning_curves.png", "confusion_matrix.png"):
+        with open(f"{folder}/{png}", "rb") as f:
+            assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    confusion = pd.read_csv(f"{folder}/confusion_matrix.csv", index_col=0)
+    assert confusion.values.sum() == 10_000
+    assert confusion.values.trace() / 10_000 == pytest.approx(run.data.metrics["test_accuracy"], abs=1e-4)
+    assert "266,610" in open(f"{folder}/model_summary.txt").read()
+
+
+@pytest.mark.slow
+def test_logged_model_loads_and_predicts(baseline_run) -> None:
+    import mlflow
+    import numpy as np
+
+    client, run, _ = baseline_run
+    mlflow.set_tracking_uri(client.tracking_uri)
+    models = mlflow.search_logged_models(experiment_ids=[run.info.experiment_id], output_format="list")
+    assert [m.source_run_id for m in models] == [run.info.run_id]
+    info = mlflow.models.get_model_info(models[0].model_uri)
+    assert info.signature is not None and info.saved_input_example_info is not None
+    for uri in (f"runs:/{run.info.run_id}/model", models[0].model_uri):
+        model = mlflow.pyfunc.load_model(uri)
+        probabilities = np.asarray(model.predict(np.zeros((2, 28, 28), dtype=np.float32)))
+        assert probabilities.shape == (2, 10)
+        assert probabilities.sum(axis=1) == pytest.approx([1, 1], abs=1e-4)
+
+
+def quick_cfg(compose_cfg, *overrides):
+    return compose_cfg("data.limit=1000", "epochs=1", "training.verbose=0", "tracking.log_model=false",
+                       *overrides)
+
+
+def test_same_seed_same_metrics(compose_cfg, client) -> None:
+    from sweeplab.train import run
+
+    first = run(quick_cfg(compose_cfg, "seed=3"))
+    second = run(quick_cfg(compose_cfg, "seed=3"))
+    other = run(quick_cfg(compose_cfg, "seed=4"))
+    assert first.run_id != second.run_id
+    pd.testing.assert_frame_equal(first.history, second.history)
+    assert first.metrics["test_accuracy"] == second.metrics["test_accuracy"]
+    assert not first.history.equals(other.history)
+
+
+@pytest.mark.skipif(not MNIST_NPZ.exists(), reason=f"{MNIST_NPZ} is not here")
+def test_mnist_through_the_same_code_path(compose_cfg, client) -> None:
+    from sweeplab.train import run
+
+    result = run(quick_cfg(compose_cfg, "data=mnist", f"data.path={MNIST_NPZ}", "data.validation_size=1000",
+                           "tracking.experiment=digits", "epochs=2"))
+    stored = client.get_run(result.run_id)
+    assert stored.info.status == "FINISHED" and stored.data.params["data.name"] == "mnist"
+    assert client.get_experiment(stored.info.experiment_id).name == "digits"
+    assert result.metrics["test_accuracy"] > 0.5
+
+
+def test_a_failing_run_ends_failed_with_its_reason(compose_cfg, client, tmp_path) -> None:
+    from sweeplab.train import run
+
+    # Labels beyond the configured class names: found while loading, before any run starts.
+    with pytest.raises(Exception, match="class_names"):
+        run(quick_cfg(compose_cfg, "data.class_names=[a,b]"))
+    assert experiment_runs(client) == []
+    # A failure inside the run (an argument Keras's SGD does not take) ends it FAILED, reason recorded.
+    with pytest.raises(Exception, match="bogus"):  # noqa: B017 - Hydra wraps Keras's ValueError
+        run(quick_cfg(compose_cfg, "+optimizer.bogus=1"))
+    (failed,) = experiment_runs(client)
+    assert failed.info.status == "FAILED"
+    assert "not recognized: {'bogus': 1}" in failed.data.tags["sweeplab.error"]
+    assert failed.data.tags["mlflow.note.content"].startswith("FAILED: InstantiationException")
+    assert "error.txt" in {a.path for a in client.list_artifacts(failed.info.run_id)}
+
+
+def test_help_and_cfg_are_fast_and_plain(tmp_path) -> None:
+    proc = run_cli(["--help"], cwd=tmp_path, timeout=60)
+    assert proc.returncode == 0 and "optimizer: adagrad, adam" in proc.stdout and "sweeplab" in proc.stdout
+    proc = run_cli(["--cfg", "job", "lr=0.05", "optimizer=adam"], cwd=tmp_path, timeout=60)
+    assert proc.returncode == 0 and "lr: 0.05" in proc.stdout and "keras.optimizers.Adam" in proc.stdout
