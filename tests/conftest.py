@@ -87,3 +87,37 @@ def compose_cfg() -> Iterator[Callable[..., DictConfig]]:
 def experiment_runs(client: MlflowClient, experiment: str = "fashion_mnist") -> list:
     exp = client.get_experiment_by_name(experiment)
     return [] if exp is None else client.search_runs([exp.experiment_id])
+
+
+# A real small sweep shared by the compare, predict and UI tests (built once per session: it trains).
+SWEEP_NAME = "optimizers-small"
+
+
+@pytest.fixture(scope="session")
+def small_sweep(tmp_path_factory: pytest.TempPathFactory, keras_home: Path) -> dict:
+    """sweep.py -m optimizer=sgd,adam seed=0,1 under a parent run, a FAILED child and a run outside it."""
+    folder = tmp_path_factory.mktemp("small_sweep")
+    uri = f"sqlite:///{folder / 'mlruns' / 'mlflow.db'}"
+    (folder / "mlruns").mkdir()
+    client = MlflowClient(tracking_uri=uri)
+    exp_id = client.create_experiment("fashion_mnist", artifact_location=str(folder / "mlruns" / "artifacts"))
+    parent = client.create_run(exp_id, run_name=SWEEP_NAME)  # RUNNING while its children start
+    parent_id = parent.info.run_id
+    env = {"MLFLOW_TRACKING_URI": uri, "SWEEPLAB_PARENT_RUN_ID": parent_id, "KERAS_HOME": str(keras_home)}
+    args = ["-m", "optimizer=sgd,adam", "seed=0,1", "data.limit=1000", "epochs=2", "training.verbose=0"]
+    result = run_cli(args, cwd=folder, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    # A child that failed (must be left out) and a finished run outside the sweep (must not be counted in it).
+    failed = client.create_run(exp_id, run_name="failed child", tags={"mlflow.parentRunId": parent_id})
+    client.log_param(failed.info.run_id, "optimizer.name", "adam")
+    client.set_terminated(failed.info.run_id, "FAILED")
+    client.set_terminated(parent_id, "FINISHED")
+    outside = client.create_run(exp_id, run_name="rmsprop outside the sweep")
+    client.log_param(outside.info.run_id, "optimizer.name", "rmsprop")
+    for step, value in enumerate([0.80, 0.86, 0.88]):
+        client.log_metric(outside.info.run_id, "val_accuracy", value, step=step)
+        client.log_metric(outside.info.run_id, "val_loss", 1 - value, step=step)
+    client.log_metric(outside.info.run_id, "test_accuracy", 0.87)
+    client.set_terminated(outside.info.run_id, "FINISHED")
+    return {"folder": folder, "uri": uri, "experiment_id": exp_id, "parent_id": parent_id,
+            "failed_id": failed.info.run_id, "outside_id": outside.info.run_id, "output": result.stdout}

@@ -1,0 +1,66 @@
+"""`python compare.py`: arguments in, the comparison table and report out; bad input is one line, exit 2."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from sweeplab.compare import (
+    CompareError,
+    compare_runs,
+    default_out_dir,
+    format_text,
+    load_runs,
+    log_report,
+    title_of,
+    write_report,
+)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="compare.py",
+        description="Compare MLflow runs grouped by a param: a table per group, learning curves, test "
+        "accuracy bars, an HTML + Markdown report, and a winner judged against the spread across seeds.",
+    )
+    p.add_argument(
+        "--by",
+        default="optimizer",
+        help="param to group by: optimizer, lr, activation, seed, any logged param name (default: optimizer)",
+    )
+    p.add_argument("--experiment", help="MLflow experiment name (default: fashion_mnist, or the sweep's)")
+    p.add_argument(
+        "--sweep",
+        help="only the children of this sweep: its parent run id or run name; the "
+        "report is also logged to the parent run under comparison/",
+    )
+    p.add_argument("--out", type=Path, help="report folder (default: reports/<experiment>[-<sweep>]-<by>)")
+    p.add_argument(
+        "--tracking-uri", help="MLflow store (default: MLFLOW_TRACKING_URI, else mlruns/mlflow.db)"
+    )
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    from sweeplab.tracking import default_store_uri
+
+    uri = args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or default_store_uri()
+    try:
+        run_set = load_runs(args.experiment, args.sweep, tracking_uri=uri)
+        comparison = compare_runs(run_set.runs, run_set.histories, args.by, title=title_of(run_set))
+    except CompareError as err:
+        print(f"compare: error: {err}", file=sys.stderr)
+        sys.exit(2)
+    out = args.out or default_out_dir(run_set, comparison.by)
+    paths = write_report(comparison, out)
+    if run_set.sweep:
+        log_report(run_set.sweep, paths, tracking_uri=uri)
+    print(format_text(comparison))
+    print(
+        f"\nReport: {paths['html']} (also {paths['markdown'].name}, {paths['curves'].name}, "
+        f"{paths['test_accuracy'].name})" + (" - logged to the sweep's parent run" if run_set.sweep else "")
+    )
+    return 0

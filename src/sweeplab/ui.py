@@ -1,0 +1,85 @@
+"""The MLflow UI as a managed process: start it on 127.0.0.1, wait until it answers, stop it and its helpers.
+
+`mlflow ui` spawns worker processes, so it runs in its own process group and the whole group is stopped.
+`make ui` is the everyday way in; this module is for tests and scripts that need a UI for a while.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+HOST = "127.0.0.1"
+
+
+def free_port(host: str = HOST) -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class UiServer:
+    process: subprocess.Popen
+    url: str
+    log: Path
+
+    def stop(self, timeout: float = 10) -> None:
+        """SIGTERM to the process group, SIGKILL if it has not ended within `timeout`."""
+        if self.process.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout)
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+            return response.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def start_ui(store_uri: str, log: Path, port: int | None = None, timeout: float = 90) -> UiServer:
+    """Start `mlflow ui` on the store and return once /health answers (it takes several seconds)."""
+    port = port or free_port()
+    url = f"http://{HOST}:{port}"
+    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", store_uri, "--host", HOST,
+               "--port", str(port)]  # fmt: skip
+    with log.open("w") as out:
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    server = UiServer(process=process, url=url, log=log)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"mlflow ui exited with {process.returncode}: {log.read_text()[-2000:]}")
+        if _answers(url):
+            return server
+        time.sleep(0.5)
+    server.stop()
+    raise RuntimeError(f"mlflow ui did not answer on {url} within {timeout:.0f} s; see {log}")
+
+
+@contextlib.contextmanager
+def running_ui(store_uri: str, log: Path, port: int | None = None) -> Iterator[UiServer]:
+    server = start_ui(store_uri, log, port)
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -1,0 +1,181 @@
+"""compare.py on a real small sweep: groups, means and winner checked against MlflowClient's own numbers."""
+
+from __future__ import annotations
+
+import statistics
+
+import pandas as pd
+import pytest
+from conftest import SWEEP_NAME, run_cli
+from mlflow.tracking import MlflowClient
+from PIL import Image
+
+from sweeplab import compare_cli
+from sweeplab.compare import CompareError, compare_runs, load_runs, report_for_sweep
+
+
+def finished_children(sweep: dict) -> dict[str, list[dict]]:
+    """optimizer -> the FINISHED children's final metrics, read straight from MlflowClient."""
+    client = MlflowClient(tracking_uri=sweep["uri"])
+    runs = client.search_runs([sweep["experiment_id"]], f"tags.mlflow.parentRunId = '{sweep['parent_id']}'")
+    groups: dict[str, list[dict]] = {}
+    for run in runs:
+        if run.info.status == "FINISHED":
+            groups.setdefault(run.data.params["optimizer.name"], []).append(
+                {"run_id": run.info.run_id, **run.data.metrics}
+            )
+    return groups
+
+
+@pytest.mark.slow
+def test_compare_cli_on_the_sweep_prints_table_writes_report_and_logs_it(small_sweep: dict, tmp_path) -> None:
+    groups = finished_children(small_sweep)
+    assert {g: len(r) for g, r in groups.items()} == {"adam": 2, "sgd": 2}
+    means = {g: statistics.mean(r["val_accuracy"] for r in runs) for g, runs in groups.items()}
+    winner, runner_up = sorted(means, key=means.get, reverse=True)
+
+    out = tmp_path / "report"
+    result = run_cli(
+        ["--by", "optimizer", "--sweep", SWEEP_NAME, "--out", str(out)],
+        cwd=small_sweep["folder"],
+        env={"MLFLOW_TRACKING_URI": small_sweep["uri"]},
+        script="compare.py",
+    )
+    assert result.returncode == 0, result.stderr
+    text = result.stdout
+    assert f"{winner} wins on mean final val_accuracy ({means[winner]:.4f}" in text
+    assert f"vs {means[runner_up]:.4f} for runner-up {runner_up}" in text
+    assert "spread across seeds" in text
+    assert "Left out: 1 not finished (FAILED)" in text
+    assert "rmsprop" not in text  # the run outside the sweep is not part of it
+    for group, runs in groups.items():
+        row = next(line for line in text.splitlines() if line.startswith(group + " "))
+        assert row.split()[1] == str(len(runs))
+        assert max(runs, key=lambda r: r["val_accuracy"])["run_id"] in row
+
+    for png in ("curves.png", "test_accuracy.png"):
+        with Image.open(out / png) as img:
+            img.verify()
+            assert img.format == "PNG" and img.size[0] > 300
+    page = (out / "report.html").read_text()
+    assert page.count("data:image/png;base64,") == 2  # self-contained
+    assert all(f"<th>{group}</th>" in page for group in groups)
+    assert "wins on mean final val_accuracy" in page
+    assert f"| {winner} | 2 |" in (out / "report.md").read_text()
+    logged = {
+        a.path
+        for a in MlflowClient(small_sweep["uri"]).list_artifacts(small_sweep["parent_id"], "comparison")
+    }
+    assert {"comparison/report.html", "comparison/report.md", "comparison/curves.png"} <= logged
+
+
+def test_compare_runs_matches_client_numbers(small_sweep: dict) -> None:
+    groups = finished_children(small_sweep)
+    run_set = load_runs(sweep=small_sweep["parent_id"], tracking_uri=small_sweep["uri"])
+    comparison = compare_runs(run_set.runs, run_set.histories, "optimizer")
+    table = comparison.table
+    assert comparison.by == "optimizer.name"
+    assert list(table.index) == ["adam", "sgd"]
+    for group, runs in groups.items():
+        accuracies = [r["val_accuracy"] for r in runs]
+        assert table.loc[group, "runs"] == len(runs)
+        assert table.loc[group, "val_accuracy_mean"] == pytest.approx(statistics.mean(accuracies))
+        assert table.loc[group, "val_accuracy_std"] == pytest.approx(statistics.stdev(accuracies))
+        assert table.loc[group, "test_accuracy_mean"] == pytest.approx(
+            statistics.mean(r["test_accuracy"] for r in runs)
+        )
+        assert table.loc[group, "seconds_per_epoch"] > 0
+    means = {g: statistics.mean(r["val_accuracy"] for r in runs) for g, runs in groups.items()}
+    stds = {g: statistics.stdev(r["val_accuracy"] for r in runs) for g, runs in groups.items()}
+    winner = max(means, key=means.get)
+    assert comparison.winner == winner
+    assert comparison.margin == pytest.approx(abs(means["adam"] - means["sgd"]))
+    assert comparison.noise == pytest.approx(max(stds.values()))
+    assert comparison.left_out == {"not finished (FAILED)": 1}
+    # 2 epochs on 1,000 images stay below 85%: curves have both epochs, the target is not reached.
+    assert set(comparison.curves["epoch"]) == {1, 2}
+    assert table["reached_target"].sum() == 0
+
+
+def test_whole_experiment_counts_the_outside_run_and_leaves_out_the_parent(small_sweep: dict) -> None:
+    run_set = load_runs(experiment="fashion_mnist", tracking_uri=small_sweep["uri"])
+    comparison = compare_runs(run_set.runs, run_set.histories, "optimizer")
+    assert list(comparison.table.index) == ["adam", "rmsprop", "sgd"]
+    rmsprop = comparison.table.loc["rmsprop"]
+    assert rmsprop["epochs_to_target_mean"] == 2  # 0.86 at the second epoch
+    assert rmsprop["val_accuracy_mean"] == pytest.approx(0.88)
+    assert comparison.winner == "rmsprop" and "single run per group" in comparison.verdict
+    assert comparison.left_out == {
+        "not finished (FAILED)": 1,
+        "without param optimizer.name (e.g. sweep parents)": 1,
+    }
+
+
+def frame(rows: list[tuple[str, float]], param: str = "lr") -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            {
+                "run_id": f"r{i}",
+                "status": "FINISHED",
+                f"params.{param}": v,
+                "metrics.val_accuracy": a,
+                "metrics.test_accuracy": a,
+                "metrics.val_loss": 1 - a,
+            }
+            for i, (v, a) in enumerate(rows)
+        ]
+    )
+
+
+def test_numeric_groups_sort_as_numbers_and_a_close_lead_is_called_noise() -> None:
+    runs = frame(
+        [("0.1", 0.80), ("0.1", 0.84), ("0.01", 0.83), ("0.01", 0.85), ("0.001", 0.70), ("0.001", 0.71)]
+    )
+    comparison = compare_runs(runs, {}, "lr")
+    assert list(comparison.table.index) == ["0.001", "0.01", "0.1"]
+    assert comparison.winner == "0.01" and comparison.runner_up == "0.1"
+    assert comparison.margin == pytest.approx(0.02)
+    assert "within the spread across seeds" in comparison.verdict and "could be noise" in comparison.verdict
+
+
+def test_a_lead_larger_than_the_spread_is_called_real() -> None:
+    comparison = compare_runs(
+        frame([("a", 0.90), ("a", 0.91), ("b", 0.80), ("b", 0.81)], "activation"), {}, "activation"
+    )
+    assert comparison.winner == "a" and "a real lead" in comparison.verdict
+
+
+def test_missing_experiment_is_one_clear_line(small_sweep: dict) -> None:
+    result = run_cli(
+        ["--experiment", "no_such_experiment"],
+        cwd=small_sweep["folder"],
+        env={"MLFLOW_TRACKING_URI": small_sweep["uri"]},
+        script="compare.py",
+    )
+    assert result.returncode == 2
+    assert (
+        result.stderr.strip() == f"compare: error: no experiment 'no_such_experiment' in {small_sweep['uri']}"
+    )
+
+
+def test_empty_experiment_unknown_param_and_sweep_are_clear_errors(small_sweep: dict, capsys) -> None:
+    MlflowClient(small_sweep["uri"]).create_experiment("empty")
+    for argv, message in [
+        (["--experiment", "empty"], "compare: error: no runs in experiment 'empty'"),
+        (["--by", "colour"], "compare: error: no run has a param 'colour'; group by one of:"),
+        (["--sweep", "no-such-sweep"], "compare: error: no sweep 'no-such-sweep'"),
+    ]:
+        with pytest.raises(SystemExit) as exit_info:
+            compare_cli.main([*argv, "--tracking-uri", small_sweep["uri"]])
+        assert exit_info.value.code == 2
+        err = capsys.readouterr().err
+        assert err.startswith(message) and err.count("\n") == 1 and "Traceback" not in err
+    with pytest.raises(CompareError, match="no runs to compare"):
+        compare_runs(pd.DataFrame(), {}, "optimizer")
+
+
+def test_report_for_sweep_returns_the_text_the_sweep_prints(small_sweep: dict, tmp_path) -> None:
+    text = report_for_sweep(small_sweep["parent_id"], "lr", out_dir=tmp_path, tracking_uri=small_sweep["uri"])
+    assert text.startswith(f"Comparison by lr - experiment fashion_mnist, sweep {SWEEP_NAME}")
+    assert "0.001 wins on mean final val_accuracy" in text or "0.01 wins on mean final val_accuracy" in text
+    assert (tmp_path / "report.html").is_file()
