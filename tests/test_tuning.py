@@ -80,6 +80,18 @@ def test_bad_search_config_is_refused_with_one_line(
     assert message in str(err.value) and "\n" not in str(err.value)
 
 
+@pytest.mark.slow
+def test_cli_refuses_a_bad_space_before_any_work(
+    cli: Callable[..., subprocess.CompletedProcess[str]], client: MlflowClient, tmp_path: Path
+) -> None:
+    done = cli("tuner=random", "tuner.space.units=[2,0.5]")
+    assert done.returncode == 2
+    assert (
+        done.stderr.strip() == "sweeplab: error: tuner.space.units=[2,0.5] is not allowed: low 2 > high 0.5"
+    )
+    assert not (tmp_path / "tuner").exists() and experiment_runs(client) == []
+
+
 def test_space_follows_the_model_config(compose_cfg: Callable[..., DictConfig]) -> None:
     space = search_space(
         compose_cfg("tuner=bayesian", "width=600", "depth=3", "optimizer=adam", "tuner.space.depth=3")
@@ -112,6 +124,7 @@ def test_every_tuner_runs_the_baseline_first(
     compose_cfg: Callable[..., DictConfig], store: str, kind: str
 ) -> None:
     cfg = compose_cfg(f"tuner={kind}", *TINY)
+    validate(cfg)
     tuner = build_tuner(cfg, MlpHyperModel(cfg, search_space(cfg), load_dataset(cfg.data)), project_name(cfg))
     first = tuner.oracle.create_trial("tuner0").hyperparameters.values
     second = tuner.oracle.create_trial("tuner1").hyperparameters.values
