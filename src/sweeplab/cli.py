@@ -12,7 +12,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from sweeplab.config import ConfigError, register_configs
+from sweeplab.config import ConfigError, register_configs, validate
 from sweeplab.data import DataError
 from sweeplab.runtime import handle_sigterm, quiet_tensorflow
 
@@ -35,6 +35,12 @@ def main(cfg: DictConfig) -> float:
     from sweeplab.train import run
 
     try:
+        if cfg.tuner is not None:  # tuner=random|hyperband|bayesian: a Keras Tuner search instead
+            validate(cfg)  # before Keras Tuner loads TensorFlow, so that bad input is refused at once
+            from sweeplab.tuning import search
+
+            found = search(cfg)
+            return found.best_score if found is not None else float("nan")
         result = run(cfg)
     except (ConfigError, DataError) as err:
         fail(str(err))

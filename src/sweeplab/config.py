@@ -154,6 +154,10 @@ def validate(cfg: DictConfig) -> None:
                           + " ".join(KERAS_ACTIVATIONS))
     _validate_data(cfg.data)
     _validate_training(cfg.training)
+    if cfg.tuner is not None:
+        from sweeplab.search_space import validate_tuner  # here, not above: it imports this module
+
+        validate_tuner(cfg)
 
 
 def _validate_data(data: DictConfig) -> None:

@@ -1,0 +1,94 @@
+"""The MLP as a Keras Tuner HyperModel: sample every hyperparameter at the top, then build as a run does.
+
+Each trial becomes an ordinary sweeplab config (`trial_config`), compiled by `train.compile_model`, so a
+trial trains exactly like `python sweep.py` with the same values and logs the same params. The defaults
+of every hyperparameter are the baseline's values: `build(keras_tuner.HyperParameters())` is the baseline.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras_tuner
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from sweeplab.data import Dataset
+from sweeplab.search_space import Range, SearchSpace, optimizer_config
+
+# Hyperband's bookkeeping values in a trial's hyperparameters.
+HYPERBAND_EPOCHS = "tuner/epochs"
+
+
+def _int(hp: keras_tuner.HyperParameters, name: str, r: Range, log: bool = False) -> int:
+    if r.fixed:
+        return hp.Fixed(name, int(r.low))
+    return hp.Int(name, int(r.low), int(r.high), sampling="log" if log else "linear", default=int(r.default))
+
+
+def _choice(hp: keras_tuner.HyperParameters, name: str, values: tuple[str, ...], default: str) -> str:
+    if len(values) == 1:
+        return hp.Fixed(name, values[0])
+    return hp.Choice(name, list(values), default=default)
+
+
+def sample(hp: keras_tuner.HyperParameters, space: SearchSpace) -> dict[str, Any]:
+    """Every hyperparameter of a trial, drawn (or read back) from `hp`.
+
+    Layer widths beyond the smallest depth live in conditional scopes, so a trial only holds the widths
+    of the layers it has (Keras Tuner then neither tunes nor logs the others).
+    """
+    depth = _int(hp, "depth", space.depth)
+    units: list[int] = []
+    for i, r in enumerate(space.units):
+        if i < space.depth.low:
+            units.append(_int(hp, f"units_{i + 1}", r, log=True))
+            continue
+        with hp.conditional_scope("depth", list(range(i + 1, space.depth.high + 1))):
+            width = _int(hp, f"units_{i + 1}", r, log=True)
+        if i < depth:
+            units.append(width)
+    lr = space.learning_rate
+    return {
+        "units": units,
+        "activation": _choice(hp, "activation", space.activation.values, space.activation.default),
+        "optimizer": _choice(hp, "optimizer", space.optimizer.values, space.optimizer.default),
+        "learning_rate": hp.Fixed("learning_rate", lr.low)
+        if lr.fixed
+        else hp.Float("learning_rate", lr.low, lr.high, sampling="log", default=lr.default),
+    }
+
+
+class MlpHyperModel(keras_tuner.HyperModel):
+    """Builds and compiles the trial's MLP for `data`, around the baseline `cfg`."""
+
+    def __init__(self, cfg: DictConfig, space: SearchSpace, data: Dataset) -> None:
+        super().__init__(name="mlp")
+        self.cfg = cfg
+        self.space = space
+        self.data = data
+
+    def build(self, hp: keras_tuner.HyperParameters) -> Any:
+        from sweeplab.train import compile_model
+
+        return compile_model(self.trial_config(sample(hp, self.space), hp), self.data)
+
+    def trial_config(
+        self, values: dict[str, Any], hp: keras_tuner.HyperParameters | None = None
+    ) -> DictConfig:
+        """The sweeplab config a trial trains with: the baseline with the trial's values put in."""
+        cfg = OmegaConf.create(OmegaConf.to_container(self.cfg, resolve=True))
+        OmegaConf.set_struct(cfg, True)
+        epochs = hp.values.get(HYPERBAND_EPOCHS) if hp is not None else None
+        with open_dict(cfg):
+            cfg.model.units = list(values["units"])
+            cfg.depth = len(values["units"])
+            cfg.activation = values["activation"]
+            cfg.optimizer = optimizer_config(self.cfg, values["optimizer"])
+            cfg.lr = float(values["learning_rate"])
+            cfg.epochs = int(epochs or self.cfg.tuner.max_epochs)
+            cfg.tuner = None
+        return cfg
+
+    def config_of(self, hp: keras_tuner.HyperParameters) -> DictConfig:
+        """The trial config of a trial's hyperparameters (read back, nothing new is registered)."""
+        return self.trial_config(sample(hp.copy(), self.space), hp)
