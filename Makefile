@@ -41,5 +41,11 @@ ui: setup ## open the MLflow UI on the project's store at http://127.0.0.1:$(UI_
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db --default-artifact-root ./mlruns \
 	  --host 127.0.0.1 --port $(UI_PORT)
 
+bench: setup ## benchmark against the plain Keras script (about 20 min on 2 cores; table in bench/results/)
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
+bench-quick: setup ## smoke run of the benchmark (tiny data, 1 epoch, about 2 min)
+	$(BIN)/python -m bench --quick
+
 clean: ## remove Hydra output folders (runs in mlruns/ stay)
 	rm -rf outputs multirun

@@ -12,6 +12,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
+from sweeplab.backend import select_backend
 from sweeplab.config import ConfigError, register_configs, validate
 from sweeplab.data import DataError
 from sweeplab.runtime import handle_sigterm, quiet_tensorflow
@@ -32,15 +33,17 @@ def main(cfg: DictConfig) -> float:
     """Train one configured run and return its final val_accuracy (the value sweepers optimise)."""
     quiet_tensorflow()
     handle_sigterm()
-    from sweeplab.train import run
-
     try:
+        validate(cfg)  # before anything loads TensorFlow, so that bad input is refused at once
+        # Before the first Keras import (train imports it): KERAS_BACKEND is read once per process.
+        select_backend(cfg.backend, cfg.training.threads)
         if cfg.tuner is not None:  # tuner=random|hyperband|bayesian: a Keras Tuner search instead
-            validate(cfg)  # before Keras Tuner loads TensorFlow, so that bad input is refused at once
             from sweeplab.tuning import search
 
             found = search(cfg)
             return found.best_score if found is not None else float("nan")
+        from sweeplab.train import run
+
         result = run(cfg)
     except (ConfigError, DataError) as err:
         fail(str(err))

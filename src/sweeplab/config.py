@@ -74,6 +74,7 @@ class SweeplabConfig:
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     tuner: Any = None
     sweeps: Any = None
+    backend: str = "tensorflow"
     lr: float | None = None
     activation: str = "relu"
     depth: int = 2
@@ -152,6 +153,8 @@ def validate(cfg: DictConfig) -> None:
     if cfg.activation not in KERAS_ACTIVATIONS:
         raise ConfigError(f"activation={cfg.activation} is not a Keras activation: use one of "
                           + " ".join(KERAS_ACTIVATIONS))
+    if cfg.backend not in ("tensorflow", "jax"):
+        raise ConfigError(f"backend={cfg.backend} is not allowed: use tensorflow or jax")
     _validate_data(cfg.data)
     _validate_training(cfg.training)
     if cfg.tuner is not None:
