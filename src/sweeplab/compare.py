@@ -439,6 +439,31 @@ def _history(client: MlflowClient, run_id: str) -> pd.DataFrame:
     return pd.DataFrame(columns).sort_index()
 
 
+def _histories(client: MlflowClient, run_ids: list[str]) -> dict[str, pd.DataFrame]:
+    """Every run's history: one query per metric on a database store, else one call per run and metric.
+
+    MlflowClient has no bulk call; the SQL store's get_metric_history_bulk turns 3,000 calls over 1,000
+    runs (about 40 s on SQLite) into three queries.
+    """
+    store = getattr(getattr(client, "_tracking_client", None), "store", None)
+    bulk = getattr(store, "get_metric_history_bulk", None)
+    if bulk is None:
+        return {run_id: _history(client, run_id) for run_id in run_ids}
+    rows = []
+    for start in range(0, len(run_ids), 500):  # SQLite limits the size of an IN (...) list
+        chunk = run_ids[start : start + 500]
+        for key in HISTORY_KEYS:
+            rows += [(m.run_id, key, m.step, m.value) for m in bulk(chunk, key, max_results=10**9)]
+    frame = pd.DataFrame(rows, columns=["run_id", "key", "step", "value"])
+    wide = frame.pivot_table(index=["run_id", "step"], columns="key", values="value", aggfunc="last")
+    wide.columns.name = None
+    found = {
+        run_id: table.droplevel("run_id").dropna(axis=1, how="all").astype(float)
+        for run_id, table in wide.groupby(level="run_id")
+    }
+    return {run_id: found.get(run_id, pd.DataFrame()) for run_id in run_ids}
+
+
 def load_runs(
     experiment: str | None = None, sweep: str | None = None, tracking_uri: str | None = None
 ) -> RunSet:
@@ -468,7 +493,7 @@ def load_runs(
     )
     if runs.empty:
         raise CompareError(f"no runs in {where}")
-    histories = {run_id: _history(client, run_id) for run_id in runs["run_id"]}
+    histories = _histories(client, list(runs["run_id"]))
     return RunSet(
         runs=runs,
         histories=histories,
