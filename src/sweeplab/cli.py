@@ -6,20 +6,64 @@ answer at once.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import hydra
+import hydra._internal.utils as hydra_utils
+from hydra.errors import CompactHydraException
 from omegaconf import DictConfig
 
 from sweeplab.backend import select_backend
 from sweeplab.config import ConfigError, register_configs, validate
 from sweeplab.data import DataError
+from sweeplab.errors import TrackingError
 from sweeplab.runtime import handle_sigterm, quiet_tensorflow
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 
 register_configs()
+_in_job = False  # set once Hydra hands over to the job: its errors keep Hydra's own report
+
+
+def one_line(error: BaseException) -> str:
+    """Hydra's composition error on one line: the message and cause, without the search path and keys."""
+    parts: list[str] = []
+    for part in (error, error.__cause__):
+        for line in str(part or "").splitlines():
+            line = line.strip()
+            if line.startswith("Config search path"):
+                break
+            if not line or line.startswith(("full_key:", "object_type=", "reference_type=")) or line in parts:
+                continue
+            if parts and parts[-1].endswith(":"):  # "Available options in 'optimizer':" then one per line
+                parts[-1] += f" {line}"
+            elif parts and parts[-1].startswith("Available options") and " " not in line:
+                parts[-1] += f" {line}"
+            else:
+                parts.append(line)
+    return "; ".join(part.rstrip(".") for part in parts)
+
+
+def _run_and_report(func: Any, _original: Any = hydra_utils.run_and_report) -> Any:
+    """Hydra's run_and_report, with bad overrides and unknown options refused in one line (exit 2)."""
+
+    def composing() -> Any:
+        try:
+            return func()
+        except CompactHydraException as error:
+            if _in_job or os.environ.get("HYDRA_FULL_ERROR") == "1":
+                raise
+            fail(one_line(error))
+
+    return _original(composing)
+
+
+# Hydra prints composition errors over several lines (search path, keys); users get one line naming the
+# value. hydra.main looks run_and_report up in this module at call time, so replacing it here is enough.
+hydra_utils.run_and_report = _run_and_report
 
 
 def fail(message: str) -> None:
@@ -31,6 +75,8 @@ def fail(message: str) -> None:
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
 def main(cfg: DictConfig) -> float:
     """Train one configured run and return its final val_accuracy (the value sweepers optimise)."""
+    global _in_job
+    _in_job = True
     quiet_tensorflow()
     handle_sigterm()
     try:
@@ -45,6 +91,6 @@ def main(cfg: DictConfig) -> float:
         from sweeplab.train import run
 
         result = run(cfg)
-    except (ConfigError, DataError) as err:
+    except (ConfigError, DataError, TrackingError) as err:
         fail(str(err))
     return result.metrics["val_accuracy"]

@@ -63,6 +63,8 @@ class TrackingConfig:
     uri: str | None = None
     experiment: str = "fashion_mnist"
     log_model: bool = True
+    retries: int = 2
+    timeout: float = 10.0
 
 
 @dataclass

@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 
 import sweeplab
 from sweeplab.config import config_hash, hidden_units, learning_rate, optimizer_name
+from sweeplab.errors import TrackingError
 
 STORE_DIR = Path("mlruns")
 PARENT_RUN_ENV = "SWEEPLAB_PARENT_RUN_ID"
@@ -38,9 +39,29 @@ def tracking_uri(tracking: DictConfig) -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or tracking.uri or default_store_uri()
 
 
+def check_reachable(uri: str, timeout: float) -> None:
+    """Fail within `timeout` seconds, naming the URI, when a tracking server does not answer."""
+    if not uri.startswith(("http://", "https://")):
+        return
+    import requests
+
+    try:
+        requests.get(uri.rstrip("/") + "/health", timeout=timeout)
+    except requests.RequestException as err:
+        raise TrackingError(
+            f"the MLflow tracking server at {uri} does not answer ({type(err).__name__}); start it or fix "
+            "MLFLOW_TRACKING_URI / tracking.uri"
+        ) from None
+
+
 def configure(tracking: DictConfig) -> str:
     """Point MLflow at the store and the experiment; returns the experiment id."""
-    mlflow.set_tracking_uri(tracking_uri(tracking))
+    # MLflow retries a failing server for minutes by default; an explicit environment still wins.
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", str(tracking.retries))
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(int(tracking.timeout)))
+    uri = tracking_uri(tracking)
+    check_reachable(uri, tracking.timeout)
+    mlflow.set_tracking_uri(uri)
     try:
         experiment = mlflow.set_experiment(tracking.experiment)
     except MlflowException:
