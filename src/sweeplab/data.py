@@ -75,6 +75,9 @@ def _load_idx_dir(folder: Path) -> tuple[np.ndarray, ...]:
     for fname in IDX_FILES:
         is_images = "images" in fname
         flat = _read_idx(folder / fname, 16 if is_images else 8)
+        if is_images and flat.size % (28 * 28):
+            raise DataError(f"cannot read {folder / fname}: not whole 28x28 images (truncated or corrupt); "
+                            "replace it with a good copy")
         arrays.append(flat.reshape(-1, 28, 28) if is_images else flat)
     if len(arrays[0]) != len(arrays[1]) or len(arrays[2]) != len(arrays[3]):
         raise DataError(f"{folder}: image and label counts differ; the files are corrupt or mismatched")

@@ -56,19 +56,23 @@ def _answers(url: str) -> bool:
         return False
 
 
-def start_ui(store_uri: str, log: Path, port: int | None = None, timeout: float = 90) -> UiServer:
-    """Start `mlflow ui` on the store and return once /health answers (it takes several seconds)."""
+def start_ui(
+    store_uri: str, log: Path, port: int | None = None, timeout: float = 90, kind: str = "ui",
+    extra_args: tuple[str, ...] = (),
+) -> UiServer:  # fmt: skip
+    """Start `mlflow ui` (or `mlflow server`, kind="server") on the store, bound to 127.0.0.1, and return
+    once /health answers (it takes several seconds)."""
     port = port or free_port()
     url = f"http://{HOST}:{port}"
-    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", store_uri, "--host", HOST,
-               "--port", str(port)]  # fmt: skip
+    command = [sys.executable, "-m", "mlflow", kind, "--backend-store-uri", store_uri, "--host", HOST,
+               "--port", str(port), *extra_args]  # fmt: skip
     with log.open("w") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     server = UiServer(process=process, url=url, log=log)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"mlflow ui exited with {process.returncode}: {log.read_text()[-2000:]}")
+            raise RuntimeError(f"mlflow {kind} exited with {process.returncode}: {log.read_text()[-2000:]}")
         if _answers(url):
             return server
         time.sleep(0.5)

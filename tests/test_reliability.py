@@ -1,0 +1,193 @@
+"""Reliability against real processes: bad input refused up front, signals, divergence, an unwritable artifact
+store, concurrent writers on one SQLite store, and a real `mlflow server`."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from conftest import QUICK, ROOT, experiment_runs, run_cli
+from sweeplab.data import IDX_FILES, keras_cache_dir
+
+BAD_INPUTS = [
+    (["lr=-1"], "lr=-1"),
+    (["lr=0"], "lr=0"),
+    (["depth=0"], "depth=0"),
+    (["width=0"], "width=0"),
+    (["epochs=0"], "epochs=0"),
+    (["batch_size=0"], "batch_size=0"),
+    (["optimizer=adamm"], "optimizer/adamm"),
+    (["activation=relux"], "activation=relux"),
+    (["data=cifar"], "data/cifar"),
+    (["no_such_key=1"], "no_such_key"),
+    (["lr=fast"], "lr=fast"),
+    (["data.limit=60000"], "data.limit=60000"),
+    (["data.limit=-3"], "data.limit=-3"),
+    (["-m", "lr="], "lr="),
+    (["tuner=random", "tuner.space.depth=[4,1]"], "tuner.space.depth"),
+]
+
+
+@pytest.mark.parametrize(("args", "named"), BAD_INPUTS, ids=[" ".join(a) for a, _ in BAD_INPUTS])
+def test_bad_input_is_refused_in_one_line_before_any_work(args, named, cli, tmp_path) -> None:
+    started = time.monotonic()
+    proc = cli(*args, timeout=120)
+    assert proc.returncode != 0
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("sweeplab: error: ") and named in lines[0]
+    assert "tensorflow" not in proc.stderr.lower()  # refused before TensorFlow was loaded
+    assert not (tmp_path / "mlruns" / "mlflow.db").exists()  # the store was not even opened
+    assert time.monotonic() - started < 60
+
+
+def test_missing_and_corrupt_dataset_files_are_named(tmp_path, cli, client) -> None:
+    empty_cache = tmp_path / "keras-empty"
+    proc = cli("epochs=1", env={"KERAS_HOME": str(empty_cache)}, timeout=180)
+    assert proc.returncode == 2
+    assert str(empty_cache / "datasets" / "fashion-mnist") in proc.stderr and "make data" in proc.stderr
+
+    corrupt = tmp_path / "corrupt"
+    shutil.copytree(keras_cache_dir("fashion_mnist"), corrupt)
+    (corrupt / IDX_FILES[0]).write_bytes(gzip.compress(b"x" * 100)[:40])  # truncated gzip
+    proc = cli("epochs=1", f"data.path={corrupt}", timeout=180)
+    assert proc.returncode == 2 and f"cannot read {corrupt / IDX_FILES[0]}" in proc.stderr
+    assert experiment_runs(client) == []
+
+
+def test_unreachable_tracking_server_fails_fast_naming_it(cli) -> None:
+    from sweeplab.ui import free_port
+
+    uri = f"http://127.0.0.1:{free_port()}"
+    started = time.monotonic()
+    proc = cli("epochs=1", env={"MLFLOW_TRACKING_URI": uri}, timeout=120)
+    assert proc.returncode == 2 and uri in proc.stderr and "does not answer" in proc.stderr
+    assert time.monotonic() - started < 30
+
+
+def wait_for(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def logged_epochs(client: MlflowClient, run_id: str) -> int:
+    return len(client.get_metric_history(run_id, "val_accuracy"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_mid_run_ends_it_killed_keeping_its_epochs(signum, tmp_path, store, client) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "sweep.py"), "data.limit=2000", "epochs=200", "training.verbose=0",
+         "training.steps_per_execution=1", "tracking.log_model=false"],
+        cwd=tmp_path, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        run = wait_for(lambda: (experiment_runs(client) or [None])[0], 120, "the run to start")
+        wait_for(lambda: logged_epochs(client, run.info.run_id) >= 2, 120, "two logged epochs")
+        proc.send_signal(signum)
+        output, _ = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode != 0
+    stored = client.get_run(run.info.run_id)
+    assert stored.info.status == "KILLED", output[-2000:]
+    assert signal.Signals(signum).name in stored.data.tags["sweeplab.error"] or "KeyboardInterrupt" in (
+        stored.data.tags["sweeplab.error"]
+    )
+    epochs = logged_epochs(client, run.info.run_id)
+    assert 2 <= epochs < 200
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "loss")] == list(range(epochs))
+    assert all(r.info.status != "RUNNING" for r in experiment_runs(client))
+
+
+@pytest.mark.slow
+def test_a_diverging_run_stops_at_once_and_fails(cli, client) -> None:
+    proc = cli("data.limit=2000", "epochs=20", "activation=linear", "lr=10", "training.verbose=0",
+               "tracking.log_model=false")
+    assert proc.returncode != 0
+    (run,) = experiment_runs(client)
+    assert run.info.status == "FAILED"
+    reason = run.data.tags["sweeplab.error"]
+    assert "DivergedError" in reason and ("nan" in reason or "inf" in reason)
+    assert logged_epochs(client, run.info.run_id) <= 1  # stopped in the epoch it diverged, not 20 later
+
+
+@pytest.mark.slow
+def test_unwritable_artifact_location_fails_the_run_and_keeps_the_store(tmp_path, cli, client) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the artifact folder should be\n")
+    client.create_experiment("blocked", artifact_location=str(blocker / "artifacts"))
+    proc = cli(*QUICK, "epochs=1", "tracking.experiment=blocked", "tracking.log_model=false")
+    assert proc.returncode != 0
+    (run,) = experiment_runs(client, "blocked")
+    assert run.info.status == "FAILED" and "not-a-folder" in run.data.tags["sweeplab.error"]
+    assert logged_epochs(client, run.info.run_id) == 1  # what was logged before the failure stays
+    # The store still takes runs.
+    proc = cli(*QUICK, "epochs=1", "tracking.log_model=false")
+    assert proc.returncode == 0
+    assert [r.info.status for r in experiment_runs(client)] == ["FINISHED"]
+
+
+@pytest.mark.slow
+def test_eight_concurrent_runs_on_one_sqlite_store(tmp_path, store, client) -> None:
+    client.create_experiment("fashion_mnist")  # the store exists, as it does once a sweep has started
+    secret = "sk-test-secret-123"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "AWS_SECRET_ACCESS_KEY": secret}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(ROOT / "sweep.py"), "data.limit=500", "epochs=2", f"seed={seed}",
+             "training.threads=1", "training.verbose=0", "tracking.log_model=false",
+             f"hydra.run.dir={tmp_path / 'outputs' / str(seed)}"],
+            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+        for seed in range(8)
+    ]
+    outputs = [p.communicate(timeout=600)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0] * 8, "\n".join(o[-1500:] for o in outputs)
+    runs = experiment_runs(client)
+    assert sorted(r.data.params["seed"] for r in runs) == [str(s) for s in range(8)]
+    for run in runs:
+        assert run.info.status == "FINISHED"
+        for key in ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "epoch_time"):
+            assert [m.step for m in client.get_metric_history(run.info.run_id, key)] == [0, 1], key
+        assert "test_accuracy" in run.data.metrics
+        # Nothing from the environment is logged.
+        assert not [v for v in {**run.data.params, **run.data.tags}.values() if secret in v]
+
+
+@pytest.mark.slow
+def test_a_real_tracking_server_gets_every_run(tmp_path, cli) -> None:
+    from sweeplab.ui import running_ui
+
+    with running_ui(f"sqlite:///{tmp_path / 'server.db'}", tmp_path / "server.log", kind="server",
+                    extra_args=("--artifacts-destination", str(tmp_path / "server-artifacts"))) as server:  # fmt: skip
+        assert server.url.startswith("http://127.0.0.1:")
+        proc = cli("-m", "lr=0.01,0.05", *QUICK, "epochs=1", "tracking.log_model=false",
+                   env={"MLFLOW_TRACKING_URI": server.url}, timeout=600)  # fmt: skip
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        client = MlflowClient(tracking_uri=server.url)
+        children = [r for r in experiment_runs(client) if r.data.params.get("lr")]
+        assert sorted(r.data.params["lr"] for r in children) == ["0.01", "0.05"]
+        for run in children:
+            assert run.info.status == "FINISHED"
+            assert [m.step for m in client.get_metric_history(run.info.run_id, "val_accuracy")] == [0]
+            names = {a.path for a in client.list_artifacts(run.info.run_id)}
+            assert {"history.csv", "learning_curves.png", "config.yaml"} <= names
+    # The artifacts went through the server into its own artifact folder.
+    assert list((tmp_path / "server-artifacts").rglob("learning_curves.png"))
