@@ -32,8 +32,11 @@ def main(cfg: DictConfig) -> float:
     """Train one configured run and return its final val_accuracy (the value sweepers optimise)."""
     quiet_tensorflow()
     handle_sigterm()
+    from sweeplab.sweep_job import in_multirun, run_job
     from sweeplab.train import run
 
+    if in_multirun():
+        return run_job(cfg)  # resumable; a failure is raised so that Hydra records it and goes on
     try:
         result = run(cfg)
     except (ConfigError, DataError) as err:
