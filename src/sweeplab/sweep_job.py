@@ -18,6 +18,7 @@ from omegaconf import DictConfig
 
 from sweeplab import tracking
 from sweeplab.config import config_hash
+from sweeplab.runtime import raise_if_terminated
 from sweeplab.sweeps import AXES_ENV, SIZE_ENV
 
 REPORT_FILE = "sweeplab_job.json"
@@ -103,9 +104,11 @@ def run_job(cfg: DictConfig) -> float:
         "parent_run_id": tracking.parent_run_id(),
         "skipped": False,
         "run_id": None,
+        "status": None,  # how the job ended when it ended before its run could say so
         "error": None,
     }
     try:
+        raise_if_terminated()  # a SIGTERM whose exception was swallowed between jobs still stops the sweep
         previous = None if cfg.force else finished_run(cfg, identity)
         if previous is not None:
             report.update(skipped=True, run_id=previous.info.run_id)
@@ -117,11 +120,13 @@ def run_job(cfg: DictConfig) -> float:
             return float(previous.data.metrics.get("val_accuracy", math.nan))
         if cfg.training.threads is None:
             cfg.training.threads = job_threads(size)
+        raise_if_terminated()
         result = run(cfg)
         report["run_id"] = result.run_id
         return result.metrics["val_accuracy"]
     except BaseException as exc:
-        report["error"] = _reason(exc)
+        # Ctrl-C or SIGTERM (runtime.Terminated) kills the job; anything else fails it.
+        report.update(status="KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED", error=_reason(exc))
         raise
     finally:
         write_report(Path(hydra_cfg.runtime.output_dir), report)

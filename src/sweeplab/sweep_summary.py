@@ -57,7 +57,7 @@ def job_row(client: MlflowClient, sweep: Sweep, exp_id: str, parent: str, job: J
     row: dict[str, Any] = {"job": job.num + 1, **{axis: values.get(axis) for axis in sweep.axes}}
     run = job_run(client, sweep, exp_id, parent, job, report)
     if run is None:
-        row.update(status="FAILED" if report.get("error") else NOT_RUN, note=report.get("error") or "")
+        row.update(status=report.get("status") or NOT_RUN, note=report.get("error") or "")
         return row
     status = run.info.status
     if status == "RUNNING":  # its process was killed (e.g. a parallel worker on Ctrl-C)
@@ -78,9 +78,11 @@ def job_row(client: MlflowClient, sweep: Sweep, exp_id: str, parent: str, job: J
     return row
 
 
-def summary_table(rows: list[dict]) -> pd.DataFrame:
-    columns = ["val_accuracy", "test_accuracy", "duration_s", "run_id", "note"]
-    table = pd.DataFrame(rows).reindex(columns=[*dict.fromkeys([*rows[0], *columns])])
+def summary_table(rows: list[dict], axes: list[str]) -> pd.DataFrame:
+    """One row per job, best val_accuracy first; jobs without a result last."""
+    columns = ["job", *axes, "status", "val_accuracy", "test_accuracy", "duration_s", "run_id", "note"]
+    table = pd.DataFrame(rows).reindex(columns=columns)
+    table["note"] = table["note"].fillna("")
     table = table.sort_values(["val_accuracy", "job"], ascending=[False, True], na_position="last")
     return table.round({"val_accuracy": 4, "test_accuracy": 4}).reset_index(drop=True)
 
@@ -138,73 +140,79 @@ def parent_status(table: pd.DataFrame, reached_end: bool) -> str:
     return "FAILED" if statuses - set(GOOD) else "FINISHED"
 
 
-def summarise(client: MlflowClient, sweep: Sweep, exp_id: str, parent: str, reached_end: bool) -> str:
-    """Build, print, save and log the summary; return the status the parent run ends with."""
-    reports = job_reports(sweep.directory, parent)
-    rows = [job_row(client, sweep, exp_id, parent, job, reports.get(job.num, {})) for job in sweep.jobs]
-    table = summary_table(rows)
-    status = parent_status(table, reached_end)
+def counts_and_best(table: pd.DataFrame, axes: list[str]) -> tuple[dict[str, float], dict[str, str]]:
+    """The parent's metrics (job counts, best job's results) and tags (best run, failures)."""
     counts = table["status"].value_counts()
-    good = table[table["status"].isin(GOOD) & table["val_accuracy"].notna()]
-    failed = table[~table["status"].isin(GOOD)]
-    axes = list(sweep.axes)
-
-    sweep.directory.mkdir(parents=True, exist_ok=True)
-    table.to_csv(sweep.directory / "summary.csv", index=False)
-    (sweep.directory / "summary.md").write_text(markdown(table))
-    plot_val_accuracy(
-        val_accuracy_curves(client, table, axes),
-        sweep.directory / "val_accuracy.png",
-        f"{sweep.name}: val_accuracy per epoch",
-    )
-    for name in ("summary.csv", "summary.md", "val_accuracy.png"):
-        client.log_artifact(parent, str(sweep.directory / name))
-
-    finished = int(counts.get("FINISHED", 0) + counts.get(SKIPPED, 0))
-    metrics = {
+    metrics: dict[str, float] = {
         "jobs_total": len(table),
-        "jobs_finished": finished,
+        "jobs_finished": int(counts.get("FINISHED", 0) + counts.get(SKIPPED, 0)),
         "jobs_skipped": int(counts.get(SKIPPED, 0)),
         "jobs_failed": int(counts.get("FAILED", 0)),
         "jobs_killed": int(counts.get("KILLED", 0) + counts.get(NOT_RUN, 0)),
     }
-    tags = {tracking.TAG_ERROR: ""}
+    tags = {tracking.TAG_ERROR: ""}  # cleared when a resumed sweep no longer fails
+    good = table[table["status"].isin(GOOD) & table["val_accuracy"].notna()]
     if len(good):
         best = good.iloc[0]
-        metrics.update(
-            best_val_accuracy=float(best["val_accuracy"]), best_test_accuracy=float(best["test_accuracy"])
-        )
+        metrics["best_val_accuracy"] = float(best["val_accuracy"])
+        metrics["best_test_accuracy"] = float(best["test_accuracy"])
         tags["sweeplab.best_run_id"] = str(best["run_id"])
         tags["sweeplab.best_job"] = " ".join(f"{a}={best[a]}" for a in axes) or f"job {best['job']}"
-    if len(failed):
-        tags[tracking.TAG_ERROR] = "; ".join(
-            f"job {r.job} {r.status}" + (f": {r.note}" if isinstance(r.note, str) and r.note else "")
-            for r in failed.itertuples(index=False)
-        )[:5000]
-    step = int(sweep.started_ms // 1000)  # one point per (re)run of the sweep
-    for key, value in metrics.items():
-        client.log_metric(parent, key, value, step=step)
-    for key, value in tags.items():
-        client.set_tag(parent, key, value)
+    failed = [failure_line(row) for row in table.to_dict("records") if row["status"] not in GOOD]
+    if failed:
+        tags[tracking.TAG_ERROR] = "; ".join(failed)[:5000]
+    return metrics, tags
 
+
+def failure_line(row: dict) -> str:
+    return f"job {row['job']} {row['status']}" + (f": {row['note']}" if row["note"] else "")
+
+
+def print_summary(sweep: Sweep, status: str, table: pd.DataFrame, metrics: dict, tags: dict) -> None:
+    print(
+        f"\nsweeplab: sweep '{sweep.name}' {status}: "
+        f"{metrics['jobs_finished']} of {len(table)} jobs finished "
+        f"({metrics['jobs_skipped']} skipped as already done), {metrics['jobs_failed']} failed, "
+        f"{metrics['jobs_killed']} killed or not run",
+        flush=True,
+    )
     with pd.option_context("display.width", 200, "display.max_columns", 20, "display.max_colwidth", 60):
-        print(
-            f"\nsweeplab: sweep '{sweep.name}' {status}: {finished} of {len(table)} jobs finished "
-            f"({metrics['jobs_skipped']} skipped as already done), {metrics['jobs_failed']} failed, "
-            f"{metrics['jobs_killed']} killed or not run",
-            flush=True,
-        )
         print(table.drop(columns=["run_id"]).to_string(index=False), flush=True)
-    if len(good):
+    if "sweeplab.best_run_id" in tags:
         print(
             f"sweeplab: best {tags['sweeplab.best_job']}: val_accuracy={metrics['best_val_accuracy']:.4f} "
             f"test_accuracy={metrics['best_test_accuracy']:.4f} (run {tags['sweeplab.best_run_id']})"
         )
-    for row in failed.itertuples(index=False):
-        reason = f": {row.note}" if isinstance(row.note, str) and row.note else ""
-        print(f"sweeplab: job {row.job} {row.status}{reason}", file=sys.stderr)
-    print(
-        f"sweeplab: summary in {sweep.directory}/summary.md -> {tracking.ui_url(exp_id, parent)} (make ui)",
-        flush=True,
+    for row in table.to_dict("records"):
+        if row["status"] not in GOOD:
+            print(f"sweeplab: {failure_line(row)}", file=sys.stderr, flush=True)
+    print(f"sweeplab: summary in {sweep.directory}/summary.md", flush=True)
+
+
+def summarise(client: MlflowClient, sweep: Sweep, exp_id: str, parent: str, reached_end: bool) -> str:
+    """Build, save, print and log the summary; return the status the parent run ends with."""
+    reports = job_reports(sweep.directory, parent)
+    axes = list(sweep.axes)
+    rows = [job_row(client, sweep, exp_id, parent, job, reports.get(job.num, {})) for job in sweep.jobs]
+    table = summary_table(rows, axes)
+    status = parent_status(table, reached_end)
+    metrics, tags = counts_and_best(table, axes)
+
+    sweep.directory.mkdir(parents=True, exist_ok=True)
+    files = [sweep.directory / name for name in ("summary.csv", "summary.md", "val_accuracy.png")]
+    table.to_csv(files[0], index=False)
+    files[1].write_text(markdown(table))
+    plot_val_accuracy(
+        val_accuracy_curves(client, table, axes), files[2], f"{sweep.name}: val_accuracy per epoch"
     )
+    print_summary(sweep, status, table, metrics, tags)
+
+    for path in files:
+        client.log_artifact(parent, str(path))
+    # Step 0 each time: MLflow shows the newest value, and a resumed sweep's history keeps the old ones.
+    for key, value in metrics.items():
+        client.log_metric(parent, key, value)
+    for key, value in tags.items():
+        client.set_tag(parent, key, value)
+    print(f"sweeplab: parent run {parent} -> {tracking.ui_url(exp_id, parent)} (make ui)", flush=True)
     return status

@@ -136,13 +136,14 @@ def plan(config: DictConfig) -> Sweep:
         )
     jobs = []
     for num, overrides in enumerate(job_overrides):
+        where = f"job {num + 1} ({Job(num, list(overrides), '').label(list(axes))})"
         try:
             job_cfg = without_hydra(compose_job(config, overrides, num))
             validate(job_cfg)
         except ConfigError as err:
-            raise ConfigError(f"job {num + 1} ({' '.join(overrides)}): {err}") from err
+            raise ConfigError(f"{where}: {err}") from err
         except (HydraException, OmegaConfBaseException, ValueError) as err:
-            raise ConfigError(f"job {num + 1} ({' '.join(overrides)}): {_first_line(err)}") from err
+            raise ConfigError(f"{where}: {_first_line(err)}") from err
         jobs.append(Job(num=num, overrides=list(overrides), config_hash=config_hash(job_cfg)))
     choices = config.hydra.runtime.get("choices") or {}
     name = choices.get("sweeps") or "sweep " + " ".join(axes)
