@@ -79,6 +79,10 @@ def main(cfg: DictConfig) -> float:
     _in_job = True
     quiet_tensorflow()
     handle_sigterm()
+    from sweeplab.sweep_job import in_multirun, run_job
+
+    if in_multirun() and cfg.tuner is None:
+        return run_job(cfg)  # resumable; a failure is raised so that Hydra records it and goes on
     try:
         validate(cfg)  # before anything loads TensorFlow, so that bad input is refused at once
         # Before the first Keras import (train imports it): KERAS_BACKEND is read once per process.

@@ -11,8 +11,23 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM, raised like Ctrl-C so that runs end KILLED and `finally` blocks run."""
 
 
+_terminating = False
+
+
 def _raise_terminated(signum: int, frame: FrameType | None) -> None:
+    global _terminating
+    _terminating = True
     raise Terminated(f"received signal {signal.Signals(signum).name}")
+
+
+def raise_if_terminated() -> None:
+    """Raise Terminated again if a SIGTERM came in but its exception was lost.
+
+    A signal handler's exception is raised wherever the main thread happens to be; inside a weakref
+    callback or __del__ (garbage collection) Python only prints it and goes on.
+    """
+    if _terminating:
+        raise Terminated("received signal SIGTERM")
 
 
 def handle_sigterm() -> None:

@@ -1,0 +1,255 @@
+"""Hydra multiruns as MLflow sweeps: one parent run per sweep, one child run per job.
+
+`SweepCallback` (registered in conf/config.yaml under hydra.callbacks) does the sweep's bookkeeping in the
+process that launches the jobs:
+
+- before any job, it expands the sweep exactly as Hydra's basic sweeper does, composes every job and
+  refuses a bad value with one line (exit 2), so no run exists for a sweep that cannot work;
+- it creates (or, for the identical sweep, reopens) the parent run with MlflowClient and hands its id to
+  the jobs through SWEEPLAB_PARENT_RUN_ID, which every launcher passes on to its worker processes;
+- at the end (normal, failed job, Ctrl-C or SIGTERM) it writes the summary and ends the parent run.
+
+The job side (resume, threads, per-job report) is sweeplab.sweep_job; the table and plot, sweep_summary.
+Nothing here imports TensorFlow.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import hashlib
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import HydraException
+from hydra.experimental.callback import Callback
+from mlflow.entities import RunStatus
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf.errors import OmegaConfBaseException
+
+from sweeplab import tracking
+from sweeplab.config import ConfigError, config_hash, validate
+from sweeplab.runtime import handle_sigterm
+
+SIZE_ENV = "SWEEPLAB_SWEEP_SIZE"  # jobs in the sweep, for "job i/N"
+AXES_ENV = "SWEEPLAB_SWEEP_AXES"  # swept keys, comma-separated, to label a job by what varies
+TAG_SWEEP_HASH = "sweeplab.sweep_hash"
+TAG_SWEEP = "sweeplab.sweep"
+
+
+@dataclass
+class Job:
+    """One job of the sweep: Hydra's job number, its overrides and the identity of its config."""
+
+    num: int
+    overrides: list[str]
+    config_hash: str
+
+    def label(self, axes: list[str]) -> str:
+        """What varies in this job, e.g. 'lr=0.01 seed=1'."""
+        return " ".join(o for o in self.overrides if o.split("=", 1)[0] in axes) or "(no swept keys)"
+
+
+@dataclass
+class Sweep:
+    """The sweep as the launching process knows it."""
+
+    name: str
+    axes: dict[str, str]  # swept key -> its values as given, e.g. {"lr": "0.001,0.01,0.1"}
+    jobs: list[Job]
+    experiment: str
+    directory: Path
+    started_ms: int = field(default_factory=lambda: int(time.time() * 1000))
+
+    @property
+    def hash(self) -> str:
+        """Same jobs in the same experiment = same sweep, whatever the order, folder or time."""
+        text = json.dumps({"experiment": self.experiment, "jobs": sorted(j.config_hash for j in self.jobs)})
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def refuse(message: str) -> None:
+    """One line on stderr, exit status 2, as sweeplab.cli refuses bad input (before any run exists)."""
+    print(f"sweeplab: error: {message}", file=sys.stderr, flush=True)
+    sys.exit(2)
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__
+
+
+def sweep_lines(config: DictConfig) -> list[str]:
+    """The sweep's overrides as the basic sweeper reads them: hydra.sweeper.params, then the command line."""
+    params = config.hydra.sweeper.get("params") or {}
+    lines = [f"{key}={value}" for key, value in params.items()]
+    return lines + list(config.hydra.overrides.task)
+
+
+def expand(config: DictConfig) -> tuple[dict[str, str], list[list[str]]]:
+    """(swept axes, each job's overrides) in the order Hydra numbers the jobs."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+
+    parser = OverridesParser.create(config_loader=GlobalHydra.instance().config_loader())
+    overrides = parser.parse_overrides(sweep_lines(config))
+    axes: dict[str, str] = {}
+    for override in overrides:
+        key = override.get_key_element()
+        axes.pop(key, None)  # a later override of the same key wins, as in the sweeper
+        if override.is_sweep_override():
+            axes[key] = ",".join(override.sweep_string_iterator()) if override.is_discrete_sweep() else "?"
+    return axes, BasicSweeper.split_arguments(overrides, None)[0]
+
+
+def compose_job(config: DictConfig, overrides: list[str], num: int) -> DictConfig:
+    """A job's full config, composed as the launchers compose it (hydra.job.num set, for interpolations)."""
+    job_cfg = GlobalHydra.instance().config_loader().load_sweep_config(config, overrides)
+    with open_dict(job_cfg):
+        job_cfg.hydra.job.id = f"job_id_for_{num}"
+        job_cfg.hydra.job.num = num
+    return job_cfg
+
+
+def without_hydra(config: DictConfig) -> DictConfig:
+    """The job's own config (what the task function receives), for hashing and validation."""
+    return OmegaConf.masked_copy(config, [key for key in config if key != "hydra"])
+
+
+def plan(config: DictConfig) -> Sweep:
+    """Expand and compose every job and validate it; raise ConfigError (one line) at the first bad one."""
+    try:
+        axes, job_overrides = expand(config)
+    except (HydraException, OmegaConfBaseException, ValueError) as err:
+        raise ConfigError(f"the sweep cannot be expanded: {_first_line(err)}") from err
+    if not job_overrides:
+        raise ConfigError(
+            f"the sweep {' '.join(sweep_lines(config))} has no jobs: give each swept key a value"
+        )
+    jobs = []
+    for num, overrides in enumerate(job_overrides):
+        where = f"job {num + 1} ({Job(num, list(overrides), '').label(list(axes))})"
+        try:
+            job_cfg = without_hydra(compose_job(config, overrides, num))
+            validate(job_cfg)
+        except ConfigError as err:
+            raise ConfigError(f"{where}: {err}") from err
+        except (HydraException, OmegaConfBaseException, ValueError) as err:
+            raise ConfigError(f"{where}: {_first_line(err)}") from err
+        jobs.append(Job(num=num, overrides=list(overrides), config_hash=config_hash(job_cfg)))
+    choices = config.hydra.runtime.get("choices") or {}
+    name = choices.get("sweeps") or "sweep " + " ".join(axes)
+    return Sweep(
+        name=str(name).strip(),
+        axes=axes,
+        jobs=jobs,
+        experiment=config.tracking.experiment,
+        directory=Path(config.hydra.sweep.dir),
+    )
+
+
+def experiment_id(client: MlflowClient, name: str) -> str:
+    experiment = client.get_experiment_by_name(name)
+    if experiment is not None:
+        return experiment.experiment_id
+    try:
+        return client.create_experiment(name)
+    except MlflowException:  # created by another process since our lookup
+        return client.get_experiment_by_name(name).experiment_id
+
+
+def open_parent(client: MlflowClient, sweep: Sweep) -> tuple[str, str]:
+    """(experiment id, parent run id): the identical sweep's earlier parent reopened, or a new one."""
+    exp_id = experiment_id(client, sweep.experiment)
+    earlier = client.search_runs(
+        [exp_id],
+        f"tags.`{TAG_SWEEP_HASH}` = '{sweep.hash}'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    )
+    if earlier:
+        run_id = earlier[0].info.run_id
+        client.update_run(run_id, status=RunStatus.to_string(RunStatus.RUNNING))
+        client.set_tag(run_id, tracking.TAG_ERROR, "")
+        return exp_id, run_id
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+    axes = " ".join(f"{k}={v}" for k, v in sweep.axes.items())
+    run = client.create_run(
+        exp_id,
+        run_name=f"{sweep.name} {stamp}",
+        tags={
+            TAG_SWEEP_HASH: sweep.hash,
+            TAG_SWEEP: sweep.name,
+            tracking.TAG_NOTE: f"{len(sweep.jobs)} jobs: {axes or '(one job)'}; jobs are its child runs.",
+        },
+    )
+    params = {f"sweep.{key}": values for key, values in sweep.axes.items()}
+    params.update({"sweep.jobs": len(sweep.jobs), "sweep.name": sweep.name})
+    for key, value in params.items():
+        client.log_param(run.info.run_id, key, str(value)[:6000])
+    return exp_id, run.info.run_id
+
+
+class SweepCallback(Callback):
+    """hydra.callbacks entry: plans the sweep, owns its parent run, writes its summary."""
+
+    def __init__(self) -> None:
+        self.sweep: Sweep | None = None
+        self.client: MlflowClient | None = None
+        self.experiment_id = ""
+        self.parent_run_id = ""
+        self.reached_end = False
+        self.closed = False
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        handle_sigterm()  # SIGTERM ends the sweep like Ctrl-C: runs KILLED, summary written
+        # Hydra turns a callback's exception into a warning and goes on; a sweep without its checks or its
+        # parent run must not start, so every failure here stops it with one line.
+        try:
+            sweep = plan(config)
+        except ConfigError as err:
+            refuse(str(err))
+        try:
+            client = MlflowClient(tracking.tracking_uri(config.tracking))
+            self.experiment_id, self.parent_run_id = open_parent(client, sweep)
+        except Exception as err:  # noqa: BLE001 (the store: unreachable server, locked or broken database)
+            refuse(f"the sweep's parent run could not be created in the MLflow store: {_first_line(err)}")
+        self.sweep, self.client = sweep, client
+        # Environment, not config: launchers copy it into every worker process (loky, submitit, Slurm).
+        os.environ[tracking.PARENT_RUN_ENV] = self.parent_run_id
+        os.environ[SIZE_ENV] = str(len(sweep.jobs))
+        os.environ[AXES_ENV] = ",".join(sweep.axes)
+        atexit.register(self.close)  # also on a failed job (Hydra exits 1 before on_multirun_end) or Ctrl-C
+        print(
+            f"sweeplab: sweep '{sweep.name}' of {len(sweep.jobs)} jobs -> parent run {self.parent_run_id} "
+            f"in experiment '{sweep.experiment}' ({tracking.ui_url(self.experiment_id, self.parent_run_id)})",
+            flush=True,
+        )
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        self.reached_end = True
+        self.close()
+
+    def close(self) -> None:
+        """Summarise and end the parent run, once; never leaves it (or a child) RUNNING."""
+        if self.closed or self.sweep is None or self.client is None:
+            return
+        self.closed = True
+        from sweeplab.sweep_summary import summarise
+
+        status = RunStatus.to_string(RunStatus.KILLED)
+        try:
+            status = summarise(
+                self.client, self.sweep, self.experiment_id, self.parent_run_id, self.reached_end
+            )
+        finally:
+            with contextlib.suppress(Exception):
+                self.client.set_terminated(self.parent_run_id, status)
