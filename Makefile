@@ -34,8 +34,8 @@ test: setup ## run the test suite (real Keras, real MLflow; a few minutes)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: setup ## ruff check and format check
-	$(BIN)/ruff check src tests bench sweep.py
-	$(BIN)/ruff format --check src tests bench sweep.py
+	$(BIN)/ruff check src tests bench sweep.py compare.py predict.py
+	$(BIN)/ruff format --check src tests bench sweep.py compare.py predict.py
 
 ui: setup ## open the MLflow UI on the project's store at http://127.0.0.1:$(UI_PORT)
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db --default-artifact-root ./mlruns \

@@ -28,9 +28,7 @@ class Measurement:
         return "\n".join(self.output.strip().splitlines()[-lines:])
 
 
-def measure(
-    command: list[str], cwd: Path, env: dict[str, str] | None = None, timeout: float = 3600
-) -> Measurement:
+def measure(command: list[str], cwd: Path, env: dict[str, str] | None = None, timeout: float = 3600) -> Measurement:
     """Spawn `command` and reap it with wait4, which gives this child's own rusage (not all children's)."""
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     with tempfile.TemporaryFile(mode="w+") as out:

@@ -43,13 +43,9 @@ class Settings:
     quick: bool
 
 
-FULL = Settings(
-    epochs=30, sweep_epochs=10, limit=None, repeats=2, fake_runs=1000, sweep_lrs=SWEEP_LRS, quick=False
-)
+FULL = Settings(epochs=30, sweep_epochs=10, limit=None, repeats=2, fake_runs=1000, sweep_lrs=SWEEP_LRS, quick=False)
 # Smoke run: every row, tiny work (a 2-job sweep, so that it stays near a minute or two).
-QUICK = Settings(
-    epochs=1, sweep_epochs=1, limit=2000, repeats=1, fake_runs=20, sweep_lrs=SWEEP_LRS[:2], quick=True
-)
+QUICK = Settings(epochs=1, sweep_epochs=1, limit=2000, repeats=1, fake_runs=20, sweep_lrs=SWEEP_LRS[:2], quick=True)
 
 
 @dataclass
@@ -188,9 +184,7 @@ def item_baseline(b: Bench) -> None:
 
     def sweeplab(r: int, backend: str) -> None:
         experiment = f"bench-baseline-{backend}-{r}"
-        m = b.run(
-            f"1 sweep.py backend={backend} seed={42 + r}", b.sweep(42 + r, experiment, f"backend={backend}")
-        )
+        m = b.run(f"1 sweep.py backend={backend} seed={42 + r}", b.sweep(42 + r, experiment, f"backend={backend}"))
         if m.ok:
             _record(results[backend], m, b.test_accuracies(experiment), b.epoch_times(experiment))
             results[backend]["fit"] += b.final_metric(experiment, "train_time")
@@ -336,9 +330,7 @@ def item_sweep(b: Bench) -> None:
             "training.threads=1",
             "hydra.sweep.dir=multirun",
         ]
-        m = b.run(
-            f"2 sweep.py -m joblib backend={backend}", [sys.executable, str(ROOT / "sweep.py"), "-m", *args]
-        )
+        m = b.run(f"2 sweep.py -m joblib backend={backend}", [sys.executable, str(ROOT / "sweep.py"), "-m", *args])
         accs = b.test_accuracies(experiment)
         if m.ok and len(accs) >= len(s.sweep_lrs):
             swept[backend].append(m.wall_s)
@@ -359,9 +351,7 @@ def item_sweep(b: Bench) -> None:
             continue
         speedup = _median(naive) / _median(swept[backend])
         b.rows.append(
-            Row(
-                item, label, _s(naive), _s(swept[backend]), f"{speedup:.2f}x", ">= 3.5x", _met(speedup >= 3.5)
-            )
+            Row(item, label, _s(naive), _s(swept[backend]), f"{speedup:.2f}x", ">= 3.5x", _met(speedup >= 3.5))
         )
         diff = 100 * (_mean(acc_swept[backend]) - _mean(acc_naive))
         b.rows.append(
@@ -405,13 +395,9 @@ def item_compare(b: Bench) -> None:
                 )
             )
         else:
-            b.rows.append(
-                Row(item, "compare.py --by optimizer (s)", "", "not available (failed)", "", "< 10 s")
-            )
+            b.rows.append(Row(item, "compare.py --by optimizer (s)", "", "not available (failed)", "", "< 10 s"))
     else:
-        b.rows.append(
-            Row(item, "compare.py --by optimizer (s)", "", "not available (no compare.py)", "", "< 10 s")
-        )
+        b.rows.append(Row(item, "compare.py --by optimizer (s)", "", "not available (no compare.py)", "", "< 10 s"))
     try:
         timing = time_experiment_page(b.store, experiment_id, b.work)
     except (OSError, RuntimeError) as err:
@@ -470,8 +456,7 @@ def main(argv: list[str] | None = None) -> None:
         settings.epochs = settings.sweep_epochs = args.epochs
     started = time.perf_counter()
     header = (
-        f"sweeplab bench ({'quick' if settings.quick else 'full'}), {time.strftime('%Y-%m-%d %H:%M')}, "
-        f"on {machine()}"
+        f"sweeplab bench ({'quick' if settings.quick else 'full'}), {time.strftime('%Y-%m-%d %H:%M')}, on {machine()}"
     )
     print(header, flush=True)
     with tempfile.TemporaryDirectory(prefix="sweeplab-bench-") as tmp:
@@ -483,9 +468,7 @@ def main(argv: list[str] | None = None) -> None:
         MlflowClient(tracking_uri=store).search_experiments()
         only = set(args.only.split(","))
         items = [
-            item
-            for number, item in (("1", item_baseline), ("2", item_sweep), ("4", item_compare))
-            if number in only
+            item for number, item in (("1", item_baseline), ("2", item_sweep), ("4", item_compare)) if number in only
         ]
         benches = [Bench(settings, work, store) for _ in items]
         if settings.quick:
@@ -498,13 +481,7 @@ def main(argv: list[str] | None = None) -> None:
     rows = [row for bench in benches for row in bench.rows]
     table = markdown(rows)
     path = write_results(rows, header, settings.quick)
-    print(
-        "\n"
-        + header
-        + "\n\n"
-        + table
-        + f"\n\nbench: {time.perf_counter() - started:.0f} s; written to {path}"
-    )
+    print("\n" + header + "\n\n" + table + f"\n\nbench: {time.perf_counter() - started:.0f} s; written to {path}")
 
 
 if __name__ == "__main__":

@@ -60,7 +60,11 @@ def run_cli(
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     return subprocess.run(
         [sys.executable, str(ROOT / script), *args],
-        cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout,
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 
@@ -119,5 +123,12 @@ def small_sweep(tmp_path_factory: pytest.TempPathFactory, keras_home: Path) -> d
         client.log_metric(outside.info.run_id, "val_loss", 1 - value, step=step)
     client.log_metric(outside.info.run_id, "test_accuracy", 0.87)
     client.set_terminated(outside.info.run_id, "FINISHED")
-    return {"folder": folder, "uri": uri, "experiment_id": exp_id, "parent_id": parent_id,
-            "failed_id": failed.info.run_id, "outside_id": outside.info.run_id, "output": result.stdout}
+    return {
+        "folder": folder,
+        "uri": uri,
+        "experiment_id": exp_id,
+        "parent_id": parent_id,
+        "failed_id": failed.info.run_id,
+        "outside_id": outside.info.run_id,
+        "output": result.stdout,
+    }

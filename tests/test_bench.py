@@ -44,9 +44,7 @@ def test_quick_bench_prints_every_row() -> None:
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     table = done.stdout[done.stdout.index("| item |") :]
-    rows = {
-        line.split(" | ")[1]: line for line in table.splitlines() if line.startswith("| ") and " | " in line
-    }
+    rows = {line.split(" | ")[1]: line for line in table.splitlines() if line.startswith("| ") and " | " in line}
     for expected in EXPECTED_ROWS:
         matching = [line for measure, line in rows.items() if expected in measure]
         assert matching, f"no row for {expected!r} in:\n{table}"

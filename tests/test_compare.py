@@ -62,10 +62,7 @@ def test_compare_cli_on_the_sweep_prints_table_writes_report_and_logs_it(small_s
     assert all(f"<th>{group}</th>" in page for group in groups)
     assert "wins on mean final val_accuracy" in page
     assert f"| {winner} | 2 |" in (out / "report.md").read_text()
-    logged = {
-        a.path
-        for a in MlflowClient(small_sweep["uri"]).list_artifacts(small_sweep["parent_id"], "comparison")
-    }
+    logged = {a.path for a in MlflowClient(small_sweep["uri"]).list_artifacts(small_sweep["parent_id"], "comparison")}
     assert {"comparison/report.html", "comparison/report.md", "comparison/curves.png"} <= logged
 
 
@@ -128,9 +125,7 @@ def frame(rows: list[tuple[str, float]], param: str = "lr") -> pd.DataFrame:
 
 
 def test_numeric_groups_sort_as_numbers_and_a_close_lead_is_called_noise() -> None:
-    runs = frame(
-        [("0.1", 0.80), ("0.1", 0.84), ("0.01", 0.83), ("0.01", 0.85), ("0.001", 0.70), ("0.001", 0.71)]
-    )
+    runs = frame([("0.1", 0.80), ("0.1", 0.84), ("0.01", 0.83), ("0.01", 0.85), ("0.001", 0.70), ("0.001", 0.71)])
     comparison = compare_runs(runs, {}, "lr")
     assert list(comparison.table.index) == ["0.001", "0.01", "0.1"]
     assert comparison.winner == "0.01" and comparison.runner_up == "0.1"
@@ -153,9 +148,7 @@ def test_missing_experiment_is_one_clear_line(small_sweep: dict) -> None:
         script="compare.py",
     )
     assert result.returncode == 2
-    assert (
-        result.stderr.strip() == f"compare: error: no experiment 'no_such_experiment' in {small_sweep['uri']}"
-    )
+    assert result.stderr.strip() == f"compare: error: no experiment 'no_such_experiment' in {small_sweep['uri']}"
 
 
 def test_empty_experiment_unknown_param_and_sweep_are_clear_errors(small_sweep: dict, capsys) -> None:

@@ -38,17 +38,33 @@ def test_baseline_defaults(compose_cfg) -> None:
 
 @pytest.mark.parametrize(
     ("overrides", "units"),
-    [((), [300, 100]), (("depth=3",), [300, 100, 33]), (("width=200",), [200, 67]), (("depth=1",), [300]),
-     (("model.units=[512,256,128]",), [512, 256, 128]), (("model.taper=2", "depth=3"), [300, 150, 75])],
+    [
+        ((), [300, 100]),
+        (("depth=3",), [300, 100, 33]),
+        (("width=200",), [200, 67]),
+        (("depth=1",), [300]),
+        (("model.units=[512,256,128]",), [512, 256, 128]),
+        (("model.taper=2", "depth=3"), [300, 150, 75]),
+    ],
 )
 def test_depth_and_width_map_onto_layer_sizes(compose_cfg, overrides, units) -> None:
     assert hidden_units(compose_cfg(*overrides)) == units
 
 
 def test_documented_overrides_compose(compose_cfg) -> None:
-    cfg = compose_cfg("lr=0.05", "optimizer=momentum", "optimizer.momentum=0.95", "activation=elu", "depth=3",
-                      "width=200", "epochs=5", "batch_size=64", "seed=1", "data.limit=2000",
-                      "tracking.experiment=demo")
+    cfg = compose_cfg(
+        "lr=0.05",
+        "optimizer=momentum",
+        "optimizer.momentum=0.95",
+        "activation=elu",
+        "depth=3",
+        "width=200",
+        "epochs=5",
+        "batch_size=64",
+        "seed=1",
+        "data.limit=2000",
+        "tracking.experiment=demo",
+    )
     validate(cfg)
     assert learning_rate(cfg) == 0.05 and cfg.optimizer.momentum == 0.95
     assert cfg.data.limit == 2000 and cfg.tracking.experiment == "demo"
@@ -58,11 +74,20 @@ def test_documented_overrides_compose(compose_cfg) -> None:
 
 @pytest.mark.parametrize(
     ("override", "named"),
-    [("lr=-1", "lr=-1"), ("lr=0", "lr=0"), ("depth=0", "depth=0"), ("width=0", "width=0"),
-     ("epochs=0", "epochs=0"), ("batch_size=0", "batch_size=0"), ("activation=relux", "activation=relux"),
-     ("data.limit=-5", "data.limit=-5"), ("data.limit=60000", "data.limit=60000"),
-     ("optimizer.momentum=1.5", "optimizer.momentum=1.5"), ("model.units=[100,0]", "model.units[1]=0"),
-     ("data.name=cifar", "data.name=cifar")],
+    [
+        ("lr=-1", "lr=-1"),
+        ("lr=0", "lr=0"),
+        ("depth=0", "depth=0"),
+        ("width=0", "width=0"),
+        ("epochs=0", "epochs=0"),
+        ("batch_size=0", "batch_size=0"),
+        ("activation=relux", "activation=relux"),
+        ("data.limit=-5", "data.limit=-5"),
+        ("data.limit=60000", "data.limit=60000"),
+        ("optimizer.momentum=1.5", "optimizer.momentum=1.5"),
+        ("model.units=[100,0]", "model.units[1]=0"),
+        ("data.name=cifar", "data.name=cifar"),
+    ],
 )
 def test_bad_values_are_refused_with_one_line(compose_cfg, override, named) -> None:
     with pytest.raises(ConfigError) as err:

@@ -42,8 +42,9 @@ def test_user_folder_in_keras_layout(tmp_path) -> None:
 
 @pytest.mark.skipif(not MNIST_NPZ.exists(), reason=f"{MNIST_NPZ} is not here")
 def test_mnist_npz_through_the_same_path() -> None:
-    data = load_dataset(data_cfg(name="mnist", path=str(MNIST_NPZ), validation_size=1000,
-                                 class_names=[str(i) for i in range(10)]))
+    data = load_dataset(
+        data_cfg(name="mnist", path=str(MNIST_NPZ), validation_size=1000, class_names=[str(i) for i in range(10)])
+    )
     assert data.x_train.shape == (7_000, 28, 28) and data.x_test.shape == (2_000, 28, 28)
     with pytest.raises(ConfigError, match="data.limit=7001 is larger than the data"):
         load_dataset(data_cfg(name="mnist", path=str(MNIST_NPZ), validation_size=1000, limit=7001))

@@ -57,14 +57,10 @@ def test_predict_registered_model_on_image_files(small_sweep: dict, tmp_path) ->
     # What mlflow.register_model does, through a client bound to this store (no global tracking URI change).
     client = MlflowClient(small_sweep["uri"])
     model_id = next(
-        m.model_id
-        for m in client.search_logged_models([small_sweep["experiment_id"]])
-        if m.source_run_id == run_id
+        m.model_id for m in client.search_logged_models([small_sweep["experiment_id"]]) if m.source_run_id == run_id
     )
     client.create_registered_model("fashion-mlp-small")
-    version = client.create_model_version(
-        "fashion-mlp-small", f"models:/{model_id}", run_id, model_id=model_id
-    ).version
+    version = client.create_model_version("fashion-mlp-small", f"models:/{model_id}", run_id, model_id=model_id).version
     x_test = load_raw("fashion_mnist", None)[2]
     np.save(tmp_path / "first3.npy", x_test[:3])  # uint8 0..255, scaled like training by predict.py
     png = io.BytesIO()

@@ -107,8 +107,9 @@ def test_a_signal_mid_run_ends_it_killed_keeping_its_epochs(signum, tmp_path, st
     assert proc.returncode != 0
     stored = client.get_run(run.info.run_id)
     assert stored.info.status == "KILLED", output[-2000:]
-    assert signal.Signals(signum).name in stored.data.tags["sweeplab.error"] or "KeyboardInterrupt" in (
-        stored.data.tags["sweeplab.error"]
+    assert (
+        signal.Signals(signum).name in stored.data.tags["sweeplab.error"]
+        or "KeyboardInterrupt" in (stored.data.tags["sweeplab.error"])
     )
     epochs = logged_epochs(client, run.info.run_id)
     assert 2 <= epochs < 200
@@ -118,8 +119,9 @@ def test_a_signal_mid_run_ends_it_killed_keeping_its_epochs(signum, tmp_path, st
 
 @pytest.mark.slow
 def test_a_diverging_run_stops_at_once_and_fails(cli, client) -> None:
-    proc = cli("data.limit=2000", "epochs=20", "activation=linear", "lr=10", "training.verbose=0",
-               "tracking.log_model=false")
+    proc = cli(
+        "data.limit=2000", "epochs=20", "activation=linear", "lr=10", "training.verbose=0", "tracking.log_model=false"
+    )
     assert proc.returncode != 0
     (run,) = experiment_runs(client)
     assert run.info.status == "FAILED"
@@ -151,10 +153,22 @@ def test_eight_concurrent_runs_on_one_sqlite_store(tmp_path, store, client) -> N
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "AWS_SECRET_ACCESS_KEY": secret}
     procs = [
         subprocess.Popen(
-            [sys.executable, str(ROOT / "sweep.py"), "data.limit=500", "epochs=2", f"seed={seed}",
-             "training.threads=1", "training.verbose=0", "tracking.log_model=false",
-             f"hydra.run.dir={tmp_path / 'outputs' / str(seed)}"],
-            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            [
+                sys.executable,
+                str(ROOT / "sweep.py"),
+                "data.limit=500",
+                "epochs=2",
+                f"seed={seed}",
+                "training.threads=1",
+                "training.verbose=0",
+                "tracking.log_model=false",
+                f"hydra.run.dir={tmp_path / 'outputs' / str(seed)}",
+            ],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
         )  # fmt: skip
         for seed in range(8)
     ]

@@ -67,9 +67,7 @@ def test_named_sweeps_shipped() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(
-    ("sweep", "named"), [("lr=0.1,-1", "lr=-1"), ("optimizer=sgd,bogus", "optimizer/bogus")]
-)
+@pytest.mark.parametrize(("sweep", "named"), [("lr=0.1,-1", "lr=-1"), ("optimizer=sgd,bogus", "optimizer/bogus")])
 def test_bad_job_refused_before_any_run(tmp_path: Path, sweep: str, named: str) -> None:
     env, client = fresh_store(tmp_path)
     done = run_cli(["-m", sweep, *TINY], cwd=tmp_path, env=env, timeout=120)
@@ -111,9 +109,7 @@ def lr_sweep(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
             stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + 300
-        while (
-            "sweeplab: job 2/3" not in log.read_text() and proc.poll() is None and time.monotonic() < deadline
-        ):
+        while "sweeplab: job 2/3" not in log.read_text() and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.1)
         proc.send_signal(signal.SIGTERM)
         killed_rc = proc.wait(timeout=120)
@@ -148,9 +144,7 @@ def test_killed_sweep_leaves_no_running_runs(lr_sweep: dict) -> None:
 def test_resumed_sweep_runs_only_what_is_missing(lr_sweep: dict) -> None:
     resumed, client = lr_sweep["resumed"], lr_sweep["client"]
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    done_before = {
-        float(r.data.params["lr"]) for r in lr_sweep["killed"]["runs"] if r.info.status == "FINISHED"
-    }
+    done_before = {float(r.data.params["lr"]) for r in lr_sweep["killed"]["runs"] if r.info.status == "FINISHED"}
     assert 0.001 in done_before and 0.1 not in done_before
     for num, lr in enumerate([0.001, 0.01, 0.1], start=1):
         assert (f"job {num}/3 skipped" in resumed.stdout) == (lr in done_before), resumed.stdout[-3000:]
@@ -183,9 +177,7 @@ def test_parent_holds_the_sweep_summary(lr_sweep: dict) -> None:
     assert list(table["val_accuracy"]) == sorted(table["val_accuracy"], reverse=True)
     assert set(table["status"]) <= {"FINISHED", "SKIPPED"} and len(table) == 3
     assert set(table["run_id"]) == {r.info.run_id for r in finished}
-    assert {"job", "lr", "status", "val_accuracy", "test_accuracy", "duration_s", "run_id"} <= set(
-        table.columns
-    )
+    assert {"job", "lr", "status", "val_accuracy", "test_accuracy", "duration_s", "run_id"} <= set(table.columns)
 
 
 @pytest.mark.slow
@@ -226,9 +218,7 @@ def test_joblib_jobs_log_complete_runs(tmp_path: Path) -> None:
 def test_diverging_job_fails_alone_under_submitit(tmp_path: Path) -> None:
     """lr=10 turns the loss into NaN: that job ends FAILED at once, the other FINISHED, the sweep exits 1."""
     env, client = fresh_store(tmp_path)
-    done = run_cli(
-        ["-m", "hydra/launcher=submitit_local", "lr=0.05,10", "epochs=2", *TINY], cwd=tmp_path, env=env
-    )
+    done = run_cli(["-m", "hydra/launcher=submitit_local", "lr=0.05,10", "epochs=2", *TINY], cwd=tmp_path, env=env)
     assert done.returncode != 0
     (parent,) = parents(client)
     kids = {r.data.params["lr"]: r for r in children(client, parent.info.run_id)}

@@ -9,8 +9,16 @@ from mlflow.tracking import MlflowClient
 from conftest import MNIST_NPZ, QUICK, experiment_runs, run_cli
 
 EPOCH_METRICS = ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "epoch_time")
-ARTIFACTS = {"history.csv", "learning_curves.png", "confusion_matrix.png", "confusion_matrix.csv",
-             "predictions.csv", "model_summary.txt", "config.yaml", "hydra"}
+ARTIFACTS = {
+    "history.csv",
+    "learning_curves.png",
+    "confusion_matrix.png",
+    "confusion_matrix.csv",
+    "predictions.csv",
+    "model_summary.txt",
+    "config.yaml",
+    "hydra",
+}
 
 
 @pytest.fixture(scope="module")
@@ -32,10 +40,22 @@ def test_run_is_finished_with_name_params_and_tags(baseline_run) -> None:
     assert run.info.status == "FINISHED"
     assert run.info.run_name == "mlp 300-100 relu sgd lr=0.01 seed=42"
     params = run.data.params
-    expected = {"lr": "0.01", "optimizer.learning_rate": "0.01", "optimizer._target_": "keras.optimizers.SGD",
-                "activation": "relu", "depth": "2", "width": "300", "model.hidden_units": "[300, 100]",
-                "epochs": "2", "batch_size": "32", "seed": "42", "data.name": "fashion_mnist",
-                "data.limit": "2000", "training.jit_compile": "True", "optimizer.momentum": "0.0"}
+    expected = {
+        "lr": "0.01",
+        "optimizer.learning_rate": "0.01",
+        "optimizer._target_": "keras.optimizers.SGD",
+        "activation": "relu",
+        "depth": "2",
+        "width": "300",
+        "model.hidden_units": "[300, 100]",
+        "epochs": "2",
+        "batch_size": "32",
+        "seed": "42",
+        "data.name": "fashion_mnist",
+        "data.limit": "2000",
+        "training.jit_compile": "True",
+        "optimizer.momentum": "0.0",
+    }
     assert {k: params.get(k) for k in expected} == expected
     tags = run.data.tags
     for key in ("sweeplab.version", "keras.version", "tensorflow.version", "sweeplab.config_hash"):
@@ -51,8 +71,7 @@ def test_per_epoch_and_final_metrics(baseline_run) -> None:
     for key in EPOCH_METRICS:
         history = client.get_metric_history(run.info.run_id, key)
         assert [m.step for m in history] == [0, 1], key
-    assert [m.value for m in client.get_metric_history(run.info.run_id, "learning_rate")] == pytest.approx(
-        [0.01, 0.01])
+    assert [m.value for m in client.get_metric_history(run.info.run_id, "learning_rate")] == pytest.approx([0.01, 0.01])
     metrics = run.data.metrics
     assert 0.5 < metrics["test_accuracy"] <= 1 and metrics["test_loss"] > 0
     assert metrics["param_count"] == 266_610 and metrics["train_time"] > 0
@@ -64,7 +83,8 @@ def test_artifacts(baseline_run, tmp_path) -> None:
     names = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert ARTIFACTS <= names, ARTIFACTS - names
     assert {"hydra/config.yaml", "hydra/overrides.yaml"} <= {
-        a.path for a in client.list_artifacts(run.info.run_id, "hydra")}
+        a.path for a in client.list_artifacts(run.info.run_id, "hydra")
+    }
     folder = client.download_artifacts(run.info.run_id, "", str(tmp_path))
     history = pd.read_csv(f"{folder}/history.csv")
     assert history.columns[0] == "epoch"
@@ -101,8 +121,7 @@ def test_logged_model_loads_and_predicts(baseline_run) -> None:
 
 
 def quick_cfg(compose_cfg, *overrides):
-    return compose_cfg("data.limit=1000", "epochs=1", "training.verbose=0", "tracking.log_model=false",
-                       *overrides)
+    return compose_cfg("data.limit=1000", "epochs=1", "training.verbose=0", "tracking.log_model=false", *overrides)
 
 
 def test_same_seed_same_metrics(compose_cfg, client) -> None:
@@ -121,8 +140,16 @@ def test_same_seed_same_metrics(compose_cfg, client) -> None:
 def test_mnist_through_the_same_code_path(compose_cfg, client) -> None:
     from sweeplab.train import run
 
-    result = run(quick_cfg(compose_cfg, "data=mnist", f"data.path={MNIST_NPZ}", "data.validation_size=1000",
-                           "tracking.experiment=digits", "epochs=2"))
+    result = run(
+        quick_cfg(
+            compose_cfg,
+            "data=mnist",
+            f"data.path={MNIST_NPZ}",
+            "data.validation_size=1000",
+            "tracking.experiment=digits",
+            "epochs=2",
+        )
+    )
     stored = client.get_run(result.run_id)
     assert stored.info.status == "FINISHED" and stored.data.params["data.name"] == "mnist"
     assert client.get_experiment(stored.info.experiment_id).name == "digits"

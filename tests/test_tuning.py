@@ -86,16 +86,12 @@ def test_cli_refuses_a_bad_space_before_any_work(
 ) -> None:
     done = cli("tuner=random", "tuner.space.units=[2,0.5]")
     assert done.returncode == 2
-    assert (
-        done.stderr.strip() == "sweeplab: error: tuner.space.units=[2,0.5] is not allowed: low 2 > high 0.5"
-    )
+    assert done.stderr.strip() == "sweeplab: error: tuner.space.units=[2,0.5] is not allowed: low 2 > high 0.5"
     assert not (tmp_path / "tuner").exists() and experiment_runs(client) == []
 
 
 def test_space_follows_the_model_config(compose_cfg: Callable[..., DictConfig]) -> None:
-    space = search_space(
-        compose_cfg("tuner=bayesian", "width=600", "depth=3", "optimizer=adam", "tuner.space.depth=3")
-    )
+    space = search_space(compose_cfg("tuner=bayesian", "width=600", "depth=3", "optimizer=adam", "tuner.space.depth=3"))
     assert space.depth.fixed and space.depth.low == 3
     assert [(r.low, r.high, r.default) for r in space.units] == [
         (100, 1200, 600),
@@ -120,9 +116,7 @@ def test_hypermodel_defaults_are_the_baseline(compose_cfg: Callable[..., DictCon
 
 
 @pytest.mark.parametrize("kind", ["random", "hyperband", "bayesian"])
-def test_every_tuner_runs_the_baseline_first(
-    compose_cfg: Callable[..., DictConfig], store: str, kind: str
-) -> None:
+def test_every_tuner_runs_the_baseline_first(compose_cfg: Callable[..., DictConfig], store: str, kind: str) -> None:
     cfg = compose_cfg(f"tuner={kind}", *TINY)
     validate(cfg)
     tuner = build_tuner(cfg, MlpHyperModel(cfg, search_space(cfg), load_dataset(cfg.data)), project_name(cfg))
@@ -204,9 +198,7 @@ def _wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
 
 
 @pytest.mark.slow
-def test_interrupted_search_resumes_without_logging_a_trial_twice(
-    client: MlflowClient, tmp_path: Path
-) -> None:
+def test_interrupted_search_resumes_without_logging_a_trial_twice(client: MlflowClient, tmp_path: Path) -> None:
     args = [str(ROOT / "sweep.py"), "tuner=random", "tuner.max_trials=3", *TINY]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(
@@ -237,9 +229,7 @@ def test_interrupted_search_resumes_without_logging_a_trial_twice(
     stopped_after = finished_trial_ids(trials)
     assert stopped_after in (["0"], ["0", "1"])
 
-    done = subprocess.run(
-        [sys.executable, *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
-    )
+    done = subprocess.run([sys.executable, *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "resuming random search" in done.stdout
     parents, trials = search_runs(client)
@@ -293,9 +283,7 @@ def _free_port() -> int:
 
 
 @pytest.mark.slow
-def test_distributed_search_logs_each_trial_once_under_one_parent(
-    client: MlflowClient, tmp_path: Path
-) -> None:
+def test_distributed_search_logs_each_trial_once_under_one_parent(client: MlflowClient, tmp_path: Path) -> None:
     args = [sys.executable, str(ROOT / "sweep.py"), "tuner=random", "tuner.max_trials=4", *TINY]
     port = str(_free_port())
     procs = {}

@@ -21,9 +21,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
-WAIT_S = (
-    60  # the UI's first page load compiles nothing, but the store and the React app take seconds on 2 cores
-)
+WAIT_S = 60  # the UI's first page load compiles nothing, but the store and the React app take seconds on 2 cores
 CHROME_ARGS = (
     "--headless=new --no-sandbox --disable-gpu --disable-dev-shm-usage --disable-background-networking "
     "--disable-component-update --disable-sync --no-first-run --window-size=1600,1000"
@@ -40,9 +38,7 @@ def ui(small_sweep: dict, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
     if not CHROMIUM or not CHROMEDRIVER:
-        pytest.skip(
-            "no browser: Debian's chromium and chromium-driver are not installed (.ci/run installs them)"
-        )
+        pytest.skip("no browser: Debian's chromium and chromium-driver are not installed (.ci/run installs them)")
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -88,12 +84,8 @@ def test_ui_shows_experiment_sweep_children_metrics_and_curves(
     wait_for_text(browser, SWEEP_NAME, tmp_path / "runs.png")
     # Children are folded under their parent until its expander (the button in its name cell) is clicked.
     assert child.info.run_name not in browser.find_element(By.TAG_NAME, "body").text
-    expander = (
-        f"//a[.//span[text()='{SWEEP_NAME}']]/ancestor::div[contains(@class,'ag-cell-wrapper')]//button"
-    )
-    WebDriverWait(browser, WAIT_S).until(
-        expected_conditions.element_to_be_clickable((By.XPATH, expander))
-    ).click()
+    expander = f"//a[.//span[text()='{SWEEP_NAME}']]/ancestor::div[contains(@class,'ag-cell-wrapper')]//button"
+    WebDriverWait(browser, WAIT_S).until(expected_conditions.element_to_be_clickable((By.XPATH, expander))).click()
     for run in children:
         wait_for_text(browser, run.info.run_name, tmp_path / "children.png")
 
@@ -108,10 +100,6 @@ def test_ui_shows_experiment_sweep_children_metrics_and_curves(
     browser.find_element(By.XPATH, "//*[text()='learning_curves.png']").click()
     # The preview is an <img> of the downloaded file (a blob: URL); it must have decoded to a real picture.
     preview = "//img[starts-with(@src, 'blob:')]"
-    image = WebDriverWait(browser, WAIT_S).until(
-        expected_conditions.visibility_of_element_located((By.XPATH, preview))
-    )
-    WebDriverWait(browser, WAIT_S).until(
-        lambda d: d.execute_script("return arguments[0].naturalWidth", image) > 0
-    )
+    image = WebDriverWait(browser, WAIT_S).until(expected_conditions.visibility_of_element_located((By.XPATH, preview)))
+    WebDriverWait(browser, WAIT_S).until(lambda d: d.execute_script("return arguments[0].naturalWidth", image) > 0)
     browser.save_screenshot(str(tmp_path / "learning_curves.png"))

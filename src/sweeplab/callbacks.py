@@ -50,6 +50,5 @@ class StopOnDivergence(keras.callbacks.Callback):
         loss = (logs or {}).get("loss")
         if loss is not None and not math.isfinite(float(loss)):
             raise DivergedError(
-                f"loss became {float(loss)} in epoch {self._epoch + 1}; the run diverged "
-                "(lower the learning rate)"
+                f"loss became {float(loss)} in epoch {self._epoch + 1}; the run diverged (lower the learning rate)"
             )

@@ -130,9 +130,9 @@ def group_table(per_run: pd.DataFrame) -> pd.DataFrame:
             "epochs_to_target_mean": grouped["epochs_to_target"].mean(),
             "reached_target": grouped["epochs_to_target"].count(),
             "seconds_per_epoch": grouped["seconds_per_epoch"].mean(),
-            "best_run_id": per_run.loc[grouped["val_accuracy"].idxmax(), ["group", "run_id"]].set_index(
-                "group"
-            )["run_id"],
+            "best_run_id": per_run.loc[grouped["val_accuracy"].idxmax(), ["group", "run_id"]].set_index("group")[
+                "run_id"
+            ],
         }
     )
     table.index.name = None
@@ -150,9 +150,7 @@ def curve_table(per_run: pd.DataFrame, histories: dict[str, pd.DataFrame]) -> pd
             if metric in history:
                 values = history[metric].dropna()
                 frames.append(
-                    pd.DataFrame(
-                        {"group": row["group"], "epoch": values.index + 1, "metric": metric, "v": values}
-                    )
+                    pd.DataFrame({"group": row["group"], "epoch": values.index + 1, "metric": metric, "v": values})
                 )
     if not frames:
         return pd.DataFrame(columns=["group", "epoch", "metric", "mean", "std", "runs"])
@@ -193,15 +191,12 @@ def judge(table: pd.DataFrame) -> tuple[str | None, str | None, float | None, fl
         verdict = f"{lead}, larger than the spread across seeds (std up to {noise:.4f}): a real lead."
     else:
         verdict = (
-            f"{lead}, within the spread across seeds (std up to {noise:.4f}): too close to call, "
-            "this could be noise."
+            f"{lead}, within the spread across seeds (std up to {noise:.4f}): too close to call, this could be noise."
         )
     return winner, runner_up, margin, noise, verdict
 
 
-def compare_runs(
-    runs: pd.DataFrame, histories: dict[str, pd.DataFrame], by: str, title: str = ""
-) -> Comparison:
+def compare_runs(runs: pd.DataFrame, histories: dict[str, pd.DataFrame], by: str, title: str = "") -> Comparison:
     """Group FINISHED runs by the param `by` and compare them; other runs are counted in `left_out`."""
     if runs.empty:
         raise CompareError(f"no runs to compare{' in ' + title if title else ''}")
@@ -411,9 +406,7 @@ td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}} img{{max-width:1
 # ---------------------------------------------------------------------------------------------- MLflow I/O
 
 
-def find_sweep(
-    client: MlflowClient, sweep: str, experiment_ids: list[str] | None = None
-) -> mlflow.entities.Run:
+def find_sweep(client: MlflowClient, sweep: str, experiment_ids: list[str] | None = None) -> mlflow.entities.Run:
     """A sweep's parent run, by run id or by run name (the newest run of that name)."""
     if _RUN_ID.match(sweep):
         try:
@@ -422,9 +415,7 @@ def find_sweep(
             pass
     ids = experiment_ids or [e.experiment_id for e in client.search_experiments()]
     name = sweep.replace("'", "\\'")
-    found = client.search_runs(
-        ids, filter_string=f"attributes.run_name = '{name}'", order_by=["start_time DESC"]
-    )
+    found = client.search_runs(ids, filter_string=f"attributes.run_name = '{name}'", order_by=["start_time DESC"])
     if not found:
         raise CompareError(f"no sweep '{sweep}': give a parent run id or a parent run's name")
     return found[0]
@@ -464,9 +455,7 @@ def _histories(client: MlflowClient, run_ids: list[str]) -> dict[str, pd.DataFra
     return {run_id: found.get(run_id, pd.DataFrame()) for run_id in run_ids}
 
 
-def load_runs(
-    experiment: str | None = None, sweep: str | None = None, tracking_uri: str | None = None
-) -> RunSet:
+def load_runs(experiment: str | None = None, sweep: str | None = None, tracking_uri: str | None = None) -> RunSet:
     """Runs of an experiment (default fashion_mnist), or only a sweep's children, with their histories."""
     if tracking_uri:
         mlflow.set_tracking_uri(tracking_uri)
@@ -481,16 +470,12 @@ def load_runs(
     elif exp is None:
         exp = client.get_experiment_by_name("fashion_mnist")
         if exp is None:
-            raise CompareError(
-                f"no experiment 'fashion_mnist' in {client.tracking_uri}: give --experiment NAME"
-            )
+            raise CompareError(f"no experiment 'fashion_mnist' in {client.tracking_uri}: give --experiment NAME")
     query = f"tags.`{PARENT_TAG}` = '{parent.info.run_id}'" if parent else ""
     runs = mlflow.search_runs(
         experiment_ids=[exp.experiment_id], filter_string=query, max_results=100_000, output_format="pandas"
     )
-    where = f"experiment '{exp.name}'" + (
-        f", sweep '{parent.info.run_name}' ({parent.info.run_id})" if parent else ""
-    )
+    where = f"experiment '{exp.name}'" + (f", sweep '{parent.info.run_name}' ({parent.info.run_id})" if parent else "")
     if runs.empty:
         raise CompareError(f"no runs in {where}")
     histories = _histories(client, list(runs["run_id"]))

@@ -37,9 +37,7 @@ def parser() -> argparse.ArgumentParser:
         "report is also logged to the parent run under comparison/",
     )
     p.add_argument("--out", type=Path, help="report folder (default: reports/<experiment>[-<sweep>]-<by>)")
-    p.add_argument(
-        "--tracking-uri", help="MLflow store (default: MLFLOW_TRACKING_URI, else mlruns/mlflow.db)"
-    )
+    p.add_argument("--tracking-uri", help="MLflow store (default: MLFLOW_TRACKING_URI, else mlruns/mlflow.db)")
     return p
 
 

@@ -116,8 +116,9 @@ def _positive(name: str, value: Any, allowed: str = "a number > 0") -> None:
 
 def _validate_optimizer(opt: DictConfig) -> None:
     if opt is None or "_target_" not in opt:
-        raise ConfigError("optimizer is not set: choose one of optimizer=sgd|momentum|nesterov|rmsprop|"
-                          "adam|adamw|nadam|adagrad")
+        raise ConfigError(
+            "optimizer is not set: choose one of optimizer=sgd|momentum|nesterov|rmsprop|adam|adamw|nadam|adagrad"
+        )
     for key, value in opt.items():
         if key in ("_target_", "name") or isinstance(value, bool) or value is None:
             continue
@@ -153,8 +154,9 @@ def validate(cfg: DictConfig) -> None:
     if cfg.seed < 0:
         raise ConfigError(f"seed={cfg.seed} is not allowed: must be an integer >= 0")
     if cfg.activation not in KERAS_ACTIVATIONS:
-        raise ConfigError(f"activation={cfg.activation} is not a Keras activation: use one of "
-                          + " ".join(KERAS_ACTIVATIONS))
+        raise ConfigError(
+            f"activation={cfg.activation} is not a Keras activation: use one of " + " ".join(KERAS_ACTIVATIONS)
+        )
     if cfg.backend not in ("tensorflow", "jax"):
         raise ConfigError(f"backend={cfg.backend} is not allowed: use tensorflow or jax")
     _validate_data(cfg.data)
@@ -167,14 +169,17 @@ def validate(cfg: DictConfig) -> None:
 
 def _validate_data(data: DictConfig) -> None:
     if data.path is None and data.name not in DATASET_TRAIN_SIZES:
-        raise ConfigError(f"data.name={data.name} is not a known dataset: use one of "
-                          f"{' '.join(DATASET_TRAIN_SIZES)}, or give data.path=DIR_OR_NPZ")
+        raise ConfigError(
+            f"data.name={data.name} is not a known dataset: use one of "
+            f"{' '.join(DATASET_TRAIN_SIZES)}, or give data.path=DIR_OR_NPZ"
+        )
     if data.validation_size < 1:
         raise ConfigError(f"data.validation_size={data.validation_size} is not allowed: must be >= 1")
     if data.limit is not None:
         if data.limit < 1:
-            raise ConfigError(f"data.limit={data.limit} is not allowed: must be an integer >= 1 "
-                              "(or null for all training images)")
+            raise ConfigError(
+                f"data.limit={data.limit} is not allowed: must be an integer >= 1 (or null for all training images)"
+            )
         if data.path is None:
             check_limit(data, DATASET_TRAIN_SIZES[data.name])
 
@@ -183,17 +188,21 @@ def check_limit(data: DictConfig, train_images: int) -> None:
     """data.limit counts training images left after the validation split."""
     available = train_images - data.validation_size
     if available < 1:
-        raise ConfigError(f"data.validation_size={data.validation_size} leaves no training images "
-                          f"({data.name} has {train_images})")
+        raise ConfigError(
+            f"data.validation_size={data.validation_size} leaves no training images ({data.name} has {train_images})"
+        )
     if data.limit is not None and data.limit > available:
-        raise ConfigError(f"data.limit={data.limit} is larger than the data: {data.name} has {available} "
-                          f"training images after the {data.validation_size} validation images")
+        raise ConfigError(
+            f"data.limit={data.limit} is larger than the data: {data.name} has {available} "
+            f"training images after the {data.validation_size} validation images"
+        )
 
 
 def _validate_training(training: DictConfig) -> None:
     if training.steps_per_execution < 1:
-        raise ConfigError(f"training.steps_per_execution={training.steps_per_execution} is not allowed: "
-                          "must be an integer >= 1")
+        raise ConfigError(
+            f"training.steps_per_execution={training.steps_per_execution} is not allowed: must be an integer >= 1"
+        )
     if training.threads is not None and training.threads < 1:
         raise ConfigError(f"training.threads={training.threads} is not allowed: must be >= 1 or null")
     if training.predict_samples < 0:

@@ -69,15 +69,16 @@ def _read_idx(path: Path, offset: int) -> np.ndarray:
 def _load_idx_dir(folder: Path) -> tuple[np.ndarray, ...]:
     missing = [f for f in IDX_FILES if not (folder / f).is_file()]
     if missing:
-        raise DataError(f"{folder / missing[0]} is missing: the folder needs the four IDX files "
-                        f"{', '.join(IDX_FILES)}")
+        raise DataError(f"{folder / missing[0]} is missing: the folder needs the four IDX files {', '.join(IDX_FILES)}")
     arrays = []
     for fname in IDX_FILES:
         is_images = "images" in fname
         flat = _read_idx(folder / fname, 16 if is_images else 8)
         if is_images and flat.size % (28 * 28):
-            raise DataError(f"cannot read {folder / fname}: not whole 28x28 images (truncated or corrupt); "
-                            "replace it with a good copy")
+            raise DataError(
+                f"cannot read {folder / fname}: not whole 28x28 images (truncated or corrupt); "
+                "replace it with a good copy"
+            )
         arrays.append(flat.reshape(-1, 28, 28) if is_images else flat)
     if len(arrays[0]) != len(arrays[1]) or len(arrays[2]) != len(arrays[3]):
         raise DataError(f"{folder}: image and label counts differ; the files are corrupt or mismatched")
@@ -89,8 +90,9 @@ def _load_npz(path: Path) -> tuple[np.ndarray, ...]:
         with np.load(path) as npz:
             missing = [k for k in NPZ_KEYS if k not in npz.files]
             if missing:
-                raise DataError(f"{path} lacks {', '.join(missing)}: an .npz in the Keras layout holds "
-                                f"{', '.join(NPZ_KEYS)}")
+                raise DataError(
+                    f"{path} lacks {', '.join(missing)}: an .npz in the Keras layout holds {', '.join(NPZ_KEYS)}"
+                )
             return tuple(npz[k] for k in NPZ_KEYS)
     except (OSError, ValueError, EOFError) as err:
         raise DataError(f"cannot read {path}: {err}; give data.path an .npz in the Keras layout") from err
@@ -122,8 +124,9 @@ def load_raw(name: str, path: str | None) -> tuple[np.ndarray, ...]:
         return _load_idx_dir(source)
     if source.is_file():
         return _load_npz(source)
-    raise DataError(f"data.path={path} does not exist: give a folder with the four IDX .gz files or an .npz "
-                    "in the Keras layout")
+    raise DataError(
+        f"data.path={path} does not exist: give a folder with the four IDX .gz files or an .npz in the Keras layout"
+    )
 
 
 def load_dataset(data: DictConfig) -> Dataset:
@@ -135,8 +138,10 @@ def load_dataset(data: DictConfig) -> Dataset:
     class_names = list(data.class_names) or [str(c) for c in range(int(y_train_full.max()) + 1)]
     labels = np.unique(np.concatenate([y_train_full, y_test]))
     if labels.min() < 0 or labels.max() >= len(class_names):
-        raise ConfigError(f"data.class_names has {len(class_names)} names but the labels of {data.name} "
-                          f"run from {labels.min()} to {labels.max()}")
+        raise ConfigError(
+            f"data.class_names has {len(class_names)} names but the labels of {data.name} "
+            f"run from {labels.min()} to {labels.max()}"
+        )
     # float32 once, here: Keras would otherwise cast float64 batches on every step.
     scale = np.float32(255)
     return Dataset(

@@ -72,9 +72,7 @@ class MlpHyperModel(keras_tuner.HyperModel):
 
         return compile_model(self.trial_config(sample(hp, self.space), hp), self.data)
 
-    def trial_config(
-        self, values: dict[str, Any], hp: keras_tuner.HyperParameters | None = None
-    ) -> DictConfig:
+    def trial_config(self, values: dict[str, Any], hp: keras_tuner.HyperParameters | None = None) -> DictConfig:
         """The sweeplab config a trial trains with: the baseline with the trial's values put in."""
         cfg = OmegaConf.create(OmegaConf.to_container(self.cfg, resolve=True))
         OmegaConf.set_struct(cfg, True)

@@ -13,8 +13,7 @@ def build_mlp(
     """Flatten, one Dense(activation) per entry of hidden_units, Dense(num_classes, softmax)."""
     layers: list[keras.layers.Layer] = [keras.Input(shape=tuple(input_shape)), keras.layers.Flatten()]
     layers += [
-        keras.layers.Dense(units, activation=activation, name=f"hidden_{i + 1}")
-        for i, units in enumerate(hidden_units)
+        keras.layers.Dense(units, activation=activation, name=f"hidden_{i + 1}") for i, units in enumerate(hidden_units)
     ]
     layers.append(keras.layers.Dense(num_classes, activation="softmax", name="output"))
     return keras.Sequential(layers, name="mlp")

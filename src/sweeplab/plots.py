@@ -43,8 +43,7 @@ def plot_confusion_matrix(matrix: np.ndarray, class_names: Sequence[str], path: 
     ax.set_title(title or f"confusion matrix (accuracy {np.trace(matrix) / max(matrix.sum(), 1):.4f})")
     threshold = matrix.max() / 2
     for (i, j), count in np.ndenumerate(matrix):
-        ax.text(j, i, str(count), ha="center", va="center", fontsize=7,
-                color="white" if count > threshold else "black")
+        ax.text(j, i, str(count), ha="center", va="center", fontsize=7, color="white" if count > threshold else "black")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

@@ -134,9 +134,7 @@ def predictions_table(
     """index (or image file), true class (test images), predicted class, its probability, p(class) columns."""
     names_ = class_names or [str(i) for i in range(probabilities.shape[1])]
     if len(names_) != probabilities.shape[1]:
-        raise PredictError(
-            f"the model gives {probabilities.shape[1]} classes but there are {len(names_)} names"
-        )
+        raise PredictError(f"the model gives {probabilities.shape[1]} classes but there are {len(names_)} names")
     table = pd.DataFrame({"index": np.arange(len(probabilities))})
     if names is not None:
         table["image"] = names

@@ -42,9 +42,7 @@ def parser() -> argparse.ArgumentParser:
         help="test images from this dataset (default: the one the model's run trained on)",
     )
     p.add_argument("--data-path", help="a folder of IDX files or an .npz in the Keras layout (as data.path)")
-    p.add_argument(
-        "--tracking-uri", help="MLflow store (default: MLFLOW_TRACKING_URI, else mlruns/mlflow.db)"
-    )
+    p.add_argument("--tracking-uri", help="MLflow store (default: MLFLOW_TRACKING_URI, else mlruns/mlflow.db)")
     return p
 
 

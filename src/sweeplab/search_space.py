@@ -92,9 +92,7 @@ def _names(key: str, value: Any, known: list[str], default: str) -> Choices:
         raise ConfigError(f"tuner.space.{key}=[] is not allowed: give at least one name")
     for item in items:
         if item not in known:
-            raise ConfigError(
-                f"tuner.space.{key} has {item!r}, not a known {key}: use any of {' '.join(known)}"
-            )
+            raise ConfigError(f"tuner.space.{key} has {item!r}, not a known {key}: use any of {' '.join(known)}")
     if default not in items:
         raise ConfigError(
             f"tuner.space.{key}={_show(value)} leaves out the baseline {key}={default} "
@@ -175,7 +173,5 @@ def validate_tuner(cfg: DictConfig) -> None:
     if tuner.kind == "bayesian":
         _at_least("num_initial_points", tuner.num_initial_points, 1, allow_null=True)
     if tuner.objective not in OBJECTIVES:
-        raise ConfigError(
-            f"tuner.objective={tuner.objective} is not allowed: use one of {' '.join(OBJECTIVES)}"
-        )
+        raise ConfigError(f"tuner.objective={tuner.objective} is not allowed: use one of {' '.join(OBJECTIVES)}")
     search_space(cfg)

@@ -37,9 +37,7 @@ def job_reports(directory: Path, parent_run_id: str) -> dict[int, dict[str, Any]
     return reports
 
 
-def job_run(
-    client: MlflowClient, sweep: Sweep, exp_id: str, parent: str, job: Job, report: dict
-) -> Run | None:
+def job_run(client: MlflowClient, sweep: Sweep, exp_id: str, parent: str, job: Job, report: dict) -> Run | None:
     if report.get("run_id"):
         return client.get_run(report["run_id"])
     runs = client.search_runs(
@@ -91,11 +89,7 @@ def markdown(table: pd.DataFrame) -> str:
     """A GitHub table (pandas' to_markdown needs tabulate, which sweeplab does not depend on)."""
 
     def cell(value: Any) -> str:
-        return (
-            ""
-            if value is None or (isinstance(value, float) and math.isnan(value))
-            else str(value).replace("|", "/")
-        )
+        return "" if value is None or (isinstance(value, float) and math.isnan(value)) else str(value).replace("|", "/")
 
     lines = ["| " + " | ".join(table.columns) + " |", "|" + "---|" * len(table.columns)]
     lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in table.itertuples(index=False)]
@@ -202,9 +196,7 @@ def summarise(client: MlflowClient, sweep: Sweep, exp_id: str, parent: str, reac
     files = [sweep.directory / name for name in ("summary.csv", "summary.md", "val_accuracy.png")]
     table.to_csv(files[0], index=False)
     files[1].write_text(markdown(table))
-    plot_val_accuracy(
-        val_accuracy_curves(client, table, axes), files[2], f"{sweep.name}: val_accuracy per epoch"
-    )
+    plot_val_accuracy(val_accuracy_curves(client, table, axes), files[2], f"{sweep.name}: val_accuracy per epoch")
     print_summary(sweep, status, table, metrics, tags)
 
     for path in files:
@@ -214,5 +206,19 @@ def summarise(client: MlflowClient, sweep: Sweep, exp_id: str, parent: str, reac
         client.log_metric(parent, key, value)
     for key, value in tags.items():
         client.set_tag(parent, key, value)
+    print_comparison(parent, axes, table)
     print(f"sweeplab: parent run {parent} -> {tracking.ui_url(exp_id, parent)} (make ui)", flush=True)
     return status
+
+
+def print_comparison(parent: str, axes: list[str], table: pd.DataFrame) -> None:
+    """compare.py's report for the sweep, grouped by its first swept axis other than the seed."""
+    by = next((axis for axis in axes if axis != "seed"), axes[0] if axes else None)
+    if by is None or not (table["status"] == "FINISHED").any():
+        return
+    from sweeplab.compare import report_for_sweep
+
+    try:
+        print(report_for_sweep(parent, by=by), flush=True)
+    except Exception as err:  # noqa: BLE001 - the sweep itself is done; a report problem must not fail it
+        print(f"sweeplab: no comparison report ({type(err).__name__}: {err})", flush=True)

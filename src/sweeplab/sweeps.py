@@ -38,6 +38,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from sweeplab import tracking
 from sweeplab.config import ConfigError, config_hash, validate
+from sweeplab.errors import TrackingError
 from sweeplab.runtime import handle_sigterm
 
 SIZE_ENV = "SWEEPLAB_SWEEP_SIZE"  # jobs in the sweep, for "job i/N"
@@ -131,9 +132,7 @@ def plan(config: DictConfig) -> Sweep:
     except (HydraException, OmegaConfBaseException, ValueError) as err:
         raise ConfigError(f"the sweep cannot be expanded: {_first_line(err)}") from err
     if not job_overrides:
-        raise ConfigError(
-            f"the sweep {' '.join(sweep_lines(config))} has no jobs: give each swept key a value"
-        )
+        raise ConfigError(f"the sweep {' '.join(sweep_lines(config))} has no jobs: give each swept key a value")
     jobs = []
     for num, overrides in enumerate(job_overrides):
         where = f"job {num + 1} ({Job(num, list(overrides), '').label(list(axes))})"
@@ -218,8 +217,10 @@ class SweepCallback(Callback):
         except ConfigError as err:
             refuse(str(err))
         try:
-            client = MlflowClient(tracking.tracking_uri(config.tracking))
+            client = MlflowClient(tracking.connect(config.tracking))
             self.experiment_id, self.parent_run_id = open_parent(client, sweep)
+        except TrackingError as err:
+            refuse(str(err))
         except Exception as err:  # noqa: BLE001 (the store: unreachable server, locked or broken database)
             refuse(f"the sweep's parent run could not be created in the MLflow store: {_first_line(err)}")
         self.sweep, self.client = sweep, client
@@ -247,9 +248,7 @@ class SweepCallback(Callback):
 
         status = RunStatus.to_string(RunStatus.KILLED)
         try:
-            status = summarise(
-                self.client, self.sweep, self.experiment_id, self.parent_run_id, self.reached_end
-            )
+            status = summarise(self.client, self.sweep, self.experiment_id, self.parent_run_id, self.reached_end)
         finally:
             with contextlib.suppress(Exception):
                 self.client.set_terminated(self.parent_run_id, status)

@@ -54,14 +54,20 @@ def check_reachable(uri: str, timeout: float) -> None:
         ) from None
 
 
-def configure(tracking: DictConfig) -> str:
-    """Point MLflow at the store and the experiment; returns the experiment id."""
+def connect(tracking: DictConfig) -> str:
+    """Point MLflow at the store, failing fast (TrackingError) when a server does not answer; returns its URI."""
     # MLflow retries a failing server for minutes by default; an explicit environment still wins.
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", str(tracking.retries))
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(int(tracking.timeout)))
     uri = tracking_uri(tracking)
     check_reachable(uri, tracking.timeout)
     mlflow.set_tracking_uri(uri)
+    return uri
+
+
+def configure(tracking: DictConfig) -> str:
+    """Point MLflow at the store and the experiment; returns the experiment id."""
+    connect(tracking)
     try:
         experiment = mlflow.set_experiment(tracking.experiment)
     except MlflowException:

@@ -219,9 +219,7 @@ def build_tuner(cfg: DictConfig, hypermodel: MlpHyperModel, project: str) -> Tra
     if t.kind == "random":
         oracle = RandomSearchOracle(max_trials=t.max_trials, **common)
     elif t.kind == "bayesian":
-        oracle = BayesianOptimizationOracle(
-            max_trials=t.max_trials, num_initial_points=t.num_initial_points, **common
-        )
+        oracle = BayesianOptimizationOracle(max_trials=t.max_trials, num_initial_points=t.num_initial_points, **common)
     else:
         oracle = HyperbandOracle(
             max_epochs=t.max_epochs, factor=t.factor, hyperband_iterations=t.hyperband_iterations, **common
@@ -270,9 +268,7 @@ def find_parent(project: str, running_only: bool = False) -> str | None:
     query = f"tags.`{TAG_PROJECT}` = '{project}' and tags.`{TAG_ROLE}` = 'search'"
     if running_only:
         query += " and attributes.status = 'RUNNING'"
-    runs = MlflowClient().search_runs(
-        [_experiment_id()], query, order_by=["attributes.start_time DESC"], max_results=1
-    )
+    runs = MlflowClient().search_runs([_experiment_id()], query, order_by=["attributes.start_time DESC"], max_results=1)
     return runs[0].info.run_id if runs else None
 
 
@@ -323,9 +319,7 @@ def parent_context(run_id: str, owner: bool) -> Iterator[str]:
         yield run_id
     except BaseException as exc:
         if owner:
-            status = RunStatus.to_string(
-                RunStatus.KILLED if isinstance(exc, KeyboardInterrupt) else RunStatus.FAILED
-            )
+            status = RunStatus.to_string(RunStatus.KILLED if isinstance(exc, KeyboardInterrupt) else RunStatus.FAILED)
             reason = tracking._reason(exc)
             with contextlib.suppress(Exception):
                 client.set_tag(run_id, tracking.TAG_ERROR, reason[:5000])
