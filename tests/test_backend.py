@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import QUICK, experiment_runs
 
+from conftest import QUICK, experiment_runs
 from sweeplab.backend import select_backend
 from sweeplab.config import ConfigError, validate
 

@@ -6,10 +6,10 @@ import statistics
 
 import pandas as pd
 import pytest
-from conftest import SWEEP_NAME, run_cli
 from mlflow.tracking import MlflowClient
 from PIL import Image
 
+from conftest import SWEEP_NAME, run_cli
 from sweeplab import compare_cli
 from sweeplab.compare import CompareError, compare_runs, load_runs, report_for_sweep
 

@@ -7,10 +7,10 @@ import io
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import run_cli
 from mlflow.tracking import MlflowClient
 from PIL import Image
 
+from conftest import run_cli
 from sweeplab import predict_cli
 from sweeplab.data import load_raw
 

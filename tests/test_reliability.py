@@ -10,12 +10,11 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 from mlflow.tracking import MlflowClient
 
-from conftest import QUICK, ROOT, experiment_runs, run_cli
+from conftest import QUICK, ROOT, experiment_runs
 from sweeplab.data import IDX_FILES, keras_cache_dir
 
 BAD_INPUTS = [

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import CONF_DIR, ROOT, experiment_runs, run_cli
 from hydra import compose, initialize_config_dir
 from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 
+from conftest import CONF_DIR, ROOT, experiment_runs, run_cli
 from sweeplab import sweeps
 from sweeplab.config import register_configs
 from sweeplab.sweep_job import parallel_jobs

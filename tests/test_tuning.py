@@ -15,10 +15,10 @@ import keras_tuner
 import mlflow
 import numpy as np
 import pytest
-from conftest import ROOT, experiment_runs
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
 
+from conftest import ROOT, experiment_runs
 from sweeplab.config import ConfigError, config_hash, validate
 from sweeplab.data import load_dataset
 from sweeplab.hypermodel import MlpHyperModel

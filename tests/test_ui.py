@@ -11,9 +11,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import SWEEP_NAME
 from mlflow.tracking import MlflowClient
 
+from conftest import SWEEP_NAME
 from sweeplab.tracking import ui_url
 from sweeplab.ui import UiServer, running_ui
 
