@@ -16,7 +16,7 @@ help: ## list the targets
 $(BIN)/sweeplab-installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev,jax]'
 	touch $@
 
 setup: $(BIN)/sweeplab-installed data ## make .venv with sweeplab and its dependencies, fill the Keras cache
