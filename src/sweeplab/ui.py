@@ -18,6 +18,7 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 HOST = "127.0.0.1"
 
@@ -81,8 +82,9 @@ def start_ui(
 
 
 @contextlib.contextmanager
-def running_ui(store_uri: str, log: Path, port: int | None = None) -> Iterator[UiServer]:
-    server = start_ui(store_uri, log, port)
+def running_ui(store_uri: str, log: Path, port: int | None = None, **options: Any) -> Iterator[UiServer]:
+    """start_ui for the duration of a `with` block (options: kind="server", extra_args=(...))."""
+    server = start_ui(store_uri, log, port, **options)
     try:
         yield server
     finally:
