@@ -18,7 +18,6 @@ from sweeplab.config import register_configs, validate
 from sweeplab.runtime import quiet_tensorflow
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
-EVAL_BATCH_SIZE = 1000  # as sweeplab.train.EVAL_BATCH_SIZE (importing train would import MLflow)
 
 
 def main(overrides: list[str]) -> None:
@@ -29,23 +28,14 @@ def main(overrides: list[str]) -> None:
     if cfg.get("backend"):
         os.environ["KERAS_BACKEND"] = str(cfg.backend)
     quiet_tensorflow()
-    from sweeplab.config import hidden_units
     from sweeplab.data import load_dataset
-    from sweeplab.model import build_mlp
-    from sweeplab.optimizers import build_optimizer
     from sweeplab.runtime import configure_threads, fresh_start
+    from sweeplab.train import EVAL_BATCH_SIZE, compile_model  # train imports MLflow only where it logs
 
     data = load_dataset(cfg.data)
     configure_threads(cfg.training.threads)
     fresh_start(cfg.seed)
-    model = build_mlp(data.input_shape, hidden_units(cfg), cfg.activation, data.num_classes)
-    model.compile(
-        optimizer=build_optimizer(cfg),
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
-        jit_compile=cfg.training.jit_compile,
-        steps_per_execution=cfg.training.steps_per_execution,
-    )
+    model = compile_model(cfg, data)
     started = time.perf_counter()
     model.fit(
         data.x_train,

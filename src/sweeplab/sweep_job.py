@@ -10,16 +10,17 @@ import json
 import math
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mlflow.entities import Run
-from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
 
 from sweeplab import tracking
 from sweeplab.config import config_hash
 from sweeplab.runtime import raise_if_terminated
 from sweeplab.sweeps import AXES_ENV, SIZE_ENV
+
+if TYPE_CHECKING:
+    from mlflow.entities import Run
 
 REPORT_FILE = "sweeplab_job.json"
 
@@ -33,6 +34,8 @@ def in_multirun() -> bool:
 
 def finished_run(cfg: DictConfig, identity: str) -> Run | None:
     """The newest FINISHED run of the experiment with this config hash, if any."""
+    from mlflow.tracking import MlflowClient
+
     experiment_id = tracking.configure(cfg.tracking)
     runs = MlflowClient().search_runs(
         [experiment_id],

@@ -24,15 +24,12 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException
 from hydra.experimental.callback import Callback
-from mlflow.entities import RunStatus
-from mlflow.exceptions import MlflowException
-from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
@@ -40,6 +37,9 @@ from sweeplab import tracking
 from sweeplab.config import ConfigError, config_hash, validate
 from sweeplab.errors import TrackingError
 from sweeplab.runtime import handle_sigterm
+
+if TYPE_CHECKING:  # MLflow is imported when a multirun starts: a single run imports it in the background
+    from mlflow.tracking import MlflowClient
 
 SIZE_ENV = "SWEEPLAB_SWEEP_SIZE"  # jobs in the sweep, for "job i/N"
 AXES_ENV = "SWEEPLAB_SWEEP_AXES"  # swept keys, comma-separated, to label a job by what varies
@@ -156,6 +156,8 @@ def plan(config: DictConfig) -> Sweep:
 
 
 def experiment_id(client: MlflowClient, name: str) -> str:
+    from mlflow.exceptions import MlflowException
+
     experiment = client.get_experiment_by_name(name)
     if experiment is not None:
         return experiment.experiment_id
@@ -167,6 +169,8 @@ def experiment_id(client: MlflowClient, name: str) -> str:
 
 def open_parent(client: MlflowClient, sweep: Sweep) -> tuple[str, str]:
     """(experiment id, parent run id): the identical sweep's earlier parent reopened, or a new one."""
+    from mlflow.entities import RunStatus
+
     exp_id = experiment_id(client, sweep.experiment)
     earlier = client.search_runs(
         [exp_id],
@@ -216,6 +220,8 @@ class SweepCallback(Callback):
             sweep = plan(config)
         except ConfigError as err:
             refuse(str(err))
+        from mlflow.tracking import MlflowClient
+
         try:
             client = MlflowClient(tracking.connect(config.tracking))
             self.experiment_id, self.parent_run_id = open_parent(client, sweep)
@@ -244,6 +250,8 @@ class SweepCallback(Callback):
         if self.closed or self.sweep is None or self.client is None:
             return
         self.closed = True
+        from mlflow.entities import RunStatus
+
         from sweeplab.sweep_summary import summarise
 
         status = RunStatus.to_string(RunStatus.KILLED)

@@ -8,17 +8,19 @@ import subprocess
 import traceback
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import mlflow
-import pandas as pd
-from mlflow.entities import RunStatus
-from mlflow.exceptions import MlflowException
 from omegaconf import DictConfig, OmegaConf
 
 import sweeplab
 from sweeplab.config import config_hash, hidden_units, learning_rate, optimizer_name
 from sweeplab.errors import TrackingError
+
+if TYPE_CHECKING:
+    import mlflow
+
+# MLflow is imported where it is used: it takes seconds, and a single run imports it in the background
+# while the model trains (sweeplab.pending_run).
 
 STORE_DIR = Path("mlruns")
 PARENT_RUN_ENV = "SWEEPLAB_PARENT_RUN_ID"
@@ -54,19 +56,33 @@ def check_reachable(uri: str, timeout: float) -> None:
         ) from None
 
 
-def connect(tracking: DictConfig) -> str:
-    """Point MLflow at the store, failing fast (TrackingError) when a server does not answer; returns its URI."""
-    # MLflow retries a failing server for minutes by default; an explicit environment still wins.
+def check_store(tracking: DictConfig) -> str:
+    """Fail fast (TrackingError) when a tracking server does not answer; returns the store's URI.
+
+    Sets MLflow's HTTP retries and timeout (MLflow retries a failing server for minutes by default; an
+    explicit environment still wins). Does not import MLflow.
+    """
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", str(tracking.retries))
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(int(tracking.timeout)))
     uri = tracking_uri(tracking)
     check_reachable(uri, tracking.timeout)
+    return uri
+
+
+def connect(tracking: DictConfig) -> str:
+    """Point MLflow at the store, failing fast (TrackingError) when a server does not answer; returns its URI."""
+    import mlflow
+
+    uri = check_store(tracking)
     mlflow.set_tracking_uri(uri)
     return uri
 
 
 def configure(tracking: DictConfig) -> str:
     """Point MLflow at the store and the experiment; returns the experiment id."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
     connect(tracking)
     try:
         experiment = mlflow.set_experiment(tracking.experiment)
@@ -90,6 +106,8 @@ def flat_params(cfg: DictConfig) -> dict[str, Any]:
     plain["lr"] = learning_rate(cfg)
     plain["optimizer"]["learning_rate"] = plain["lr"]
     plain["model"]["hidden_units"] = hidden_units(cfg)
+    import pandas as pd
+
     flat = pd.json_normalize(plain, sep=".").iloc[0].to_dict()
     return {k: ("null" if v is None else v) for k, v in flat.items()}
 
@@ -137,13 +155,19 @@ def _reason(exc: BaseException) -> str:
 
 
 @contextlib.contextmanager
-def tracked_run(name: str, tags: dict[str, str]) -> Iterator[mlflow.ActiveRun]:
+def tracked_run(name: str, tags: dict[str, str], run_id: str | None = None) -> Iterator[mlflow.ActiveRun]:
     """An MLflow run that ends FINISHED, FAILED (an error) or KILLED (Ctrl-C, SIGTERM), never RUNNING.
 
     A failed run keeps what it logged and gets the reason as a tag, as its description in the UI, and
-    the traceback as error.txt.
+    the traceback as error.txt. With `run_id`, an existing run (created by sweeplab.pending_run) is reopened.
     """
-    run = mlflow.start_run(run_name=name, tags=tags, parent_run_id=parent_run_id())
+    import mlflow
+    from mlflow.entities import RunStatus
+
+    if run_id is not None:
+        run = mlflow.start_run(run_id=run_id)
+    else:
+        run = mlflow.start_run(run_name=name, tags=tags, parent_run_id=parent_run_id())
     try:
         yield run
     except BaseException as exc:

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import tempfile
 import time
-import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import mlflow
 import numpy as np
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
@@ -17,8 +16,10 @@ from omegaconf import DictConfig, OmegaConf
 from sweeplab import tracking
 from sweeplab.config import hidden_units, validate
 from sweeplab.data import Dataset, load_dataset
-from sweeplab.plots import confusion_matrix, plot_confusion_matrix, plot_learning_curves
 from sweeplab.runtime import configure_threads, fresh_start
+
+# MLflow and matplotlib are imported where they are used: a single run imports them in the background
+# while the model trains (sweeplab.pending_run).
 
 # Batch for validation, test and predict (no effect on training): one size divides the 5,000 validation
 # and 10,000 test images, so XLA compiles the test step once, not once per batch shape and call site.
@@ -53,8 +54,14 @@ def _verbose(cfg: DictConfig) -> str | int:
     return "auto" if str(cfg.training.verbose) == "auto" else int(cfg.training.verbose)
 
 
-def fit(cfg: DictConfig, model: Any, data: Dataset, extra_callbacks: list | None = None) -> pd.DataFrame:
-    """Train with validation each epoch, logging each epoch to the active MLflow run."""
+def fit(
+    cfg: DictConfig,
+    model: Any,
+    data: Dataset,
+    extra_callbacks: list | None = None,
+    log_epoch: Callable[[dict[str, float], int], None] | None = None,
+) -> pd.DataFrame:
+    """Train with validation each epoch, logging each epoch (to the active MLflow run unless `log_epoch`)."""
     from sweeplab.callbacks import MlflowEpochLogger, StopOnDivergence
 
     history = model.fit(
@@ -64,7 +71,7 @@ def fit(cfg: DictConfig, model: Any, data: Dataset, extra_callbacks: list | None
         batch_size=cfg.batch_size,
         validation_data=(data.x_valid, data.y_valid),
         validation_batch_size=EVAL_BATCH_SIZE,
-        callbacks=[StopOnDivergence(), MlflowEpochLogger(), *(extra_callbacks or [])],
+        callbacks=[StopOnDivergence(), MlflowEpochLogger(log_epoch), *(extra_callbacks or [])],
         verbose=_verbose(cfg),
     )
     return pd.DataFrame(history.history)
@@ -85,6 +92,20 @@ def predictions_table(probabilities: np.ndarray, data: Dataset) -> pd.DataFrame:
     return pd.concat([table, per_class], axis=1)
 
 
+def model_requirements() -> list[str]:
+    """The logged model's pip requirements, given explicitly: inferring them starts a subprocess that
+    loads the model again."""
+    import keras
+    import mlflow
+
+    requirements = [f"keras=={keras.__version__}", f"mlflow=={mlflow.__version__}"]
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        requirements.append(f"tensorflow=={tf.__version__}")
+    return requirements
+
+
 def log_model(model: Any, example: np.ndarray) -> None:
     """Log the Keras model with signature and input example, loadable by mlflow.pyfunc.load_model.
 
@@ -99,13 +120,10 @@ def log_model(model: Any, example: np.ndarray) -> None:
     signature = infer_signature(example, keras.ops.convert_to_numpy(model(example, training=False)))
     # MLflow checks the input example by predicting through Keras, which would draw a progress bar.
     keras.config.disable_interactive_logging()
-    # Explicit requirements: inferring them starts a subprocess that loads the model again.
-    requirements = [f"keras=={keras.__version__}", f"mlflow=={mlflow.__version__}"]
+    requirements = model_requirements()
     if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
         from mlflow import tensorflow as mlflow_tensorflow
 
-        requirements.append(f"tensorflow=={tf.__version__}")
         mlflow_tensorflow.log_model(
             model, name="model", signature=signature, input_example=example, pip_requirements=requirements
         )
@@ -118,6 +136,10 @@ def log_model(model: Any, example: np.ndarray) -> None:
 
 def log_outputs(cfg: DictConfig, model: Any, data: Dataset, history: pd.DataFrame, folder: Path) -> pd.DataFrame:
     """history.csv, curves, confusion matrix, sample predictions, model summary, resolved config."""
+    import mlflow
+
+    from sweeplab.plots import confusion_matrix, plot_confusion_matrix, plot_learning_curves
+
     history.index.name = "epoch"
     history.to_csv(folder / "history.csv")
     title = tracking.run_name(cfg)
@@ -150,52 +172,71 @@ def _hydra_output_dir() -> Path | None:
     return Path(HydraConfig.get().runtime.output_dir)
 
 
-def log_dataset(data: Dataset) -> None:
-    with warnings.catch_warnings():
-        # A local path "can be interpreted in multiple ways" by MLflow's source registry: all of them local.
-        warnings.simplefilter("ignore", UserWarning)
-        dataset = mlflow.data.from_numpy(data.x_train, targets=data.y_train, source=data.source, name=data.name)
-    mlflow.log_input(dataset, context="training")
+@dataclass
+class Trained:
+    model: Any
+    history: pd.DataFrame
+    train_time: float
+    metrics: dict[str, float]
+
+
+def train_and_test(cfg: DictConfig, data: Dataset, log_epoch: Callable[[dict[str, float], int], None]) -> Trained:
+    """Compile, fit (each epoch to `log_epoch`) and evaluate on the test set."""
+    model = compile_model(cfg, data)
+    started = time.perf_counter()
+    history = fit(cfg, model, data, log_epoch=log_epoch)
+    train_time = time.perf_counter() - started
+    test = model.evaluate(data.x_test, data.y_test, batch_size=EVAL_BATCH_SIZE, verbose=0, return_dict=True)
+    metrics = {
+        "test_loss": float(test["loss"]),
+        "test_accuracy": float(test["accuracy"]),
+        "param_count": float(model.count_params()),
+        "train_time": train_time,
+        **{k: float(v) for k, v in history.iloc[-1].items()},
+    }
+    return Trained(model, history, train_time, metrics)
 
 
 def run(cfg: DictConfig) -> RunResult:
-    """Validate, load data, train, evaluate and record everything in one MLflow run."""
+    """Validate, load data, train, evaluate and record everything in one MLflow run.
+
+    The run is created while the model trains (sweeplab.pending_run); whatever happens during training,
+    it ends FINISHED, FAILED or KILLED with the epochs logged so far (tracking.tracked_run).
+    """
+    from sweeplab.pending_run import PendingRun
+
     validate(cfg)
-    experiment_id = tracking.configure(cfg.tracking)
+    tracking.check_store(cfg.tracking)  # an unreachable server is refused before anything loads
     data = load_dataset(cfg.data)
     configure_threads(cfg.training.threads)
     fresh_start(cfg.seed)
     name = tracking.run_name(cfg)
+    print(f"sweeplab: run '{name}' in experiment '{cfg.tracking.experiment}'", flush=True)
 
-    with tracking.tracked_run(name, tracking.run_tags(cfg)) as active:
-        run_id = active.info.run_id
-        print(f"sweeplab: run '{name}' ({run_id}) in experiment '{cfg.tracking.experiment}'", flush=True)
-        mlflow.log_params(tracking.flat_params(cfg))
-        log_dataset(data)
-        model = compile_model(cfg, data)
+    pending = PendingRun(cfg, name, data)
+    failure: BaseException | None = None
+    try:
+        trained = train_and_test(cfg, data, pending.log_epoch)
+    except BaseException as exc:  # noqa: BLE001 - recorded on the run below, then raised
+        failure = exc
+    run_id = pending.wait()
+    with tracking.tracked_run(name, {}, run_id=run_id):
+        if failure is not None or pending.error is not None:
+            raise failure or pending.error  # ends the run FAILED (KILLED for Ctrl-C, SIGTERM) with the reason
+        import mlflow
 
-        started = time.perf_counter()
-        history = fit(cfg, model, data)
-        train_time = time.perf_counter() - started
-
-        test = model.evaluate(data.x_test, data.y_test, batch_size=EVAL_BATCH_SIZE, verbose=0, return_dict=True)
-        metrics = {
-            "test_loss": float(test["loss"]),
-            "test_accuracy": float(test["accuracy"]),
-            "param_count": float(model.count_params()),
-            "train_time": train_time,
-            **{k: float(v) for k, v in history.iloc[-1].items()},
-        }
+        metrics = trained.metrics
         mlflow.log_metrics({k: metrics[k] for k in ("test_loss", "test_accuracy", "param_count", "train_time")})
         with tempfile.TemporaryDirectory() as tmp:
-            samples = log_outputs(cfg, model, data, history, Path(tmp))
+            samples = log_outputs(cfg, trained.model, data, trained.history, Path(tmp))
         if cfg.tracking.log_model:
-            log_model(model, data.x_test[: max(1, cfg.training.predict_samples)])
+            log_model(trained.model, data.x_test[: max(1, cfg.training.predict_samples)])
 
+    experiment_id = pending.experiment_id or ""
     print(samples[["index", "true", "predicted", "probability"]].to_string(index=False))
     print(
         f"sweeplab: test_accuracy={metrics['test_accuracy']:.4f} test_loss={metrics['test_loss']:.4f} "
-        f"in {train_time:.1f} s -> {tracking.ui_url(experiment_id, run_id)} (make ui)",
+        f"in {trained.train_time:.1f} s -> {tracking.ui_url(experiment_id, run_id)} (make ui)",
         flush=True,
     )
-    return RunResult(run_id=run_id, experiment_id=experiment_id, metrics=metrics, history=history)
+    return RunResult(run_id=run_id, experiment_id=experiment_id, metrics=metrics, history=trained.history)
