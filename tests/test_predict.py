@@ -52,9 +52,11 @@ def test_predict_run_model_on_first_test_images_matches_what_training_logged(sma
 
 
 @pytest.mark.slow
-def test_predict_registered_model_on_image_files(small_sweep: dict, tmp_path) -> None:
+def test_predict_registered_model_on_image_files(small_sweep: dict, tmp_path, monkeypatch) -> None:
     run_id, logged = first_child(small_sweep)
-    # What mlflow.register_model does, through a client bound to this store (no global tracking URI change).
+    # What mlflow.register_model does. The registry resolves the models:/ source through the default
+    # tracking URI, whatever store the client is bound to: point it at this store for this test only.
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", small_sweep["uri"])
     client = MlflowClient(small_sweep["uri"])
     model_id = next(
         m.model_id for m in client.search_logged_models([small_sweep["experiment_id"]]) if m.source_run_id == run_id
