@@ -135,7 +135,9 @@ def test_unwritable_artifact_location_fails_the_run_and_keeps_the_store(tmp_path
     blocker.write_text("a file where the artifact folder should be\n")
     client.create_experiment("blocked", artifact_location=str(blocker / "artifacts"))
     proc = cli(*QUICK, "epochs=1", "tracking.experiment=blocked", "tracking.log_model=false")
-    assert proc.returncode != 0
+    assert proc.returncode == 1
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("sweeplab: error:")]
+    assert len(errors) == 1 and "not-a-folder" in errors[0] and "Traceback" not in proc.stderr, proc.stderr
     (run,) = experiment_runs(client, "blocked")
     assert run.info.status == "FAILED" and "not-a-folder" in run.data.tags["sweeplab.error"]
     assert logged_epochs(client, run.info.run_id) == 1  # what was logged before the failure stays
@@ -146,8 +148,9 @@ def test_unwritable_artifact_location_fails_the_run_and_keeps_the_store(tmp_path
 
 
 @pytest.mark.slow
-def test_eight_concurrent_runs_on_one_sqlite_store(tmp_path, store, client) -> None:
-    client.create_experiment("fashion_mnist")  # the store exists, as it does once a sweep has started
+def test_eight_concurrent_runs_on_one_sqlite_store(tmp_path, store) -> None:
+    # No mlflow.db yet: all eight processes race to create the store (MLflow's migrations) and the experiment.
+    assert not (tmp_path / "mlruns" / "mlflow.db").exists()
     secret = "sk-test-secret-123"
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "AWS_SECRET_ACCESS_KEY": secret}
     procs = [
@@ -173,6 +176,7 @@ def test_eight_concurrent_runs_on_one_sqlite_store(tmp_path, store, client) -> N
     ]
     outputs = [p.communicate(timeout=600)[0] for p in procs]
     assert [p.returncode for p in procs] == [0] * 8, "\n".join(o[-1500:] for o in outputs)
+    client = MlflowClient(tracking_uri=store)  # only now: a client would create the store
     runs = experiment_runs(client)
     assert sorted(r.data.params["seed"] for r in runs) == [str(s) for s in range(8)]
     for run in runs:
