@@ -19,7 +19,7 @@ from omegaconf import DictConfig
 from sweeplab.backend import select_backend
 from sweeplab.config import ConfigError, register_configs, validate
 from sweeplab.data import DataError
-from sweeplab.errors import TrackingError
+from sweeplab.errors import ArtifactWriteError, TrackingError, TrackingLost
 from sweeplab.runtime import handle_sigterm, quiet_tensorflow
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
@@ -57,6 +57,12 @@ def _run_and_report(func: Any, _original: Any = hydra_utils.run_and_report) -> A
             if _in_job or os.environ.get("HYDRA_FULL_ERROR") == "1":
                 raise
             fail(one_line(error))
+        except (TrackingError, ArtifactWriteError) as error:  # a multirun's job: one line, not a traceback
+            if os.environ.get("HYDRA_FULL_ERROR") == "1":
+                raise
+            if not getattr(error, "reported", False):
+                print(f"sweeplab: error: {error}", file=sys.stderr, flush=True)
+            sys.exit(1)
 
     return _original(composing)
 
@@ -66,10 +72,10 @@ def _run_and_report(func: Any, _original: Any = hydra_utils.run_and_report) -> A
 hydra_utils.run_and_report = _run_and_report
 
 
-def fail(message: str) -> None:
-    """One line on stderr, exit status 2: how bad input is refused."""
+def fail(message: str, status: int = 2) -> None:
+    """One line on stderr, exit status 2: how bad input is refused (1: a run that started and failed)."""
     print(f"sweeplab: error: {message}", file=sys.stderr, flush=True)
-    sys.exit(2)
+    sys.exit(status)
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
@@ -95,6 +101,8 @@ def main(cfg: DictConfig) -> float:
         from sweeplab.train import run
 
         result = run(cfg)
+    except (TrackingLost, ArtifactWriteError) as err:
+        fail(str(err), status=1)
     except (ConfigError, DataError, TrackingError) as err:
         fail(str(err))
     return result.metrics["val_accuracy"]

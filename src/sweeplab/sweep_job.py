@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +17,7 @@ from omegaconf import DictConfig
 
 from sweeplab import tracking
 from sweeplab.config import config_hash
+from sweeplab.errors import ArtifactWriteError, TrackingError
 from sweeplab.runtime import raise_if_terminated
 from sweeplab.sweeps import AXES_ENV, SIZE_ENV
 
@@ -134,6 +136,9 @@ def run_job(cfg: DictConfig) -> float:
     except BaseException as exc:
         # Ctrl-C or SIGTERM (runtime.Terminated) kills the job; anything else fails it.
         report.update(status="KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED", error=_reason(exc))
+        if isinstance(exc, TrackingError | ArtifactWriteError):  # one line, here, for every job it hits
+            print(f"sweeplab: error: {tag}: {exc}", file=sys.stderr, flush=True)
+            exc.reported = True  # type: ignore[attr-defined] # cli exits 1 without repeating it
         raise
     finally:
         write_report(Path(hydra_cfg.runtime.output_dir), report)

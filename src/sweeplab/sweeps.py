@@ -182,6 +182,7 @@ def open_parent(client: MlflowClient, sweep: Sweep) -> tuple[str, str]:
         run_id = earlier[0].info.run_id
         client.update_run(run_id, status=RunStatus.to_string(RunStatus.RUNNING))
         client.set_tag(run_id, tracking.TAG_ERROR, "")
+        close_stale_children(client, exp_id, run_id)
         return exp_id, run_id
     stamp = time.strftime("%Y-%m-%d %H:%M:%S")
     axes = " ".join(f"{k}={v}" for k, v in sweep.axes.items())
@@ -199,6 +200,23 @@ def open_parent(client: MlflowClient, sweep: Sweep) -> tuple[str, str]:
     for key, value in params.items():
         client.log_param(run.info.run_id, key, str(value)[:6000])
     return exp_id, run.info.run_id
+
+
+def close_stale_children(client: MlflowClient, exp_id: str, parent_run_id: str) -> None:
+    """End KILLED, with the reason, the jobs an earlier attempt of this sweep left RUNNING.
+
+    Only a lost tracking server (or a killed machine) leaves them so: their process could not end them.
+    """
+    from mlflow.entities import RunStatus
+
+    stale = client.search_runs(
+        [exp_id], f"tags.`mlflow.parentRunId` = '{parent_run_id}' and attributes.status = 'RUNNING'"
+    )
+    reason = "its sweep stopped while it ran (tracking server lost or process killed); the resumed sweep reruns it"
+    for run in stale:
+        client.set_tag(run.info.run_id, tracking.TAG_ERROR, reason)
+        client.set_tag(run.info.run_id, tracking.TAG_NOTE, f"KILLED: {reason}")
+        client.set_terminated(run.info.run_id, RunStatus.to_string(RunStatus.KILLED))
 
 
 class SweepCallback(Callback):
@@ -223,8 +241,10 @@ class SweepCallback(Callback):
         from mlflow.tracking import MlflowClient
 
         try:
-            client = MlflowClient(tracking.connect(config.tracking))
-            self.experiment_id, self.parent_run_id = open_parent(client, sweep)
+            uri = tracking.connect(config.tracking)
+            client = MlflowClient(uri)
+            with tracking.sqlite_init_lock(uri):  # a fresh store is created here (other sweeps may race)
+                self.experiment_id, self.parent_run_id = open_parent(client, sweep)
         except TrackingError as err:
             refuse(str(err))
         except Exception as err:  # noqa: BLE001 (the store: unreachable server, locked or broken database)
@@ -254,6 +274,15 @@ class SweepCallback(Callback):
 
         from sweeplab.sweep_summary import summarise
 
+        lost = tracking.unreachable(self.client.tracking_uri)
+        if lost is not None:  # every call would retry and fail; say once what happened and how to go on
+            print(
+                f"sweeplab: error: {lost}; the sweep's parent run {self.parent_run_id} stays RUNNING there: "
+                "rerun the same sweep command once the server is back, it resumes where it stopped",
+                file=sys.stderr,
+                flush=True,
+            )
+            return
         status = RunStatus.to_string(RunStatus.KILLED)
         try:
             status = summarise(self.client, self.sweep, self.experiment_id, self.parent_run_id, self.reached_end)

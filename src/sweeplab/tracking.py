@@ -14,7 +14,13 @@ from omegaconf import DictConfig, OmegaConf
 
 import sweeplab
 from sweeplab.config import config_hash, hidden_units, learning_rate, optimizer_name
-from sweeplab.errors import TrackingError
+from sweeplab.errors import ArtifactWriteError, TrackingError, TrackingLost
+from sweeplab.runtime import signals_held
+
+try:
+    import fcntl
+except ImportError:  # Windows: no lock (a fresh store raced by parallel jobs is then the user's risk)
+    fcntl = None  # type: ignore[assignment]
 
 if TYPE_CHECKING:
     import mlflow
@@ -56,6 +62,35 @@ def check_reachable(uri: str, timeout: float) -> None:
         ) from None
 
 
+def unreachable(uri: str, timeout: float = 2.0) -> str | None:
+    """Why a tracking server does not answer now, or None when it does (or the store is not a server)."""
+    try:
+        check_reachable(uri, timeout)
+    except TrackingError as err:
+        return str(err)
+    return None
+
+
+@contextlib.contextmanager
+def sqlite_init_lock(uri: str) -> Iterator[None]:
+    """Let one process at a time make first contact with a SQLite store (a lock file beside mlflow.db).
+
+    MLflow creates a new SQLite store by running its migrations; parallel jobs racing on a fresh mlflow.db
+    break them (alembic errors). Once the tables exist, SQLite's own locking is enough. Other stores pass.
+    """
+    if not uri.startswith("sqlite:///") or fcntl is None:
+        yield
+        return
+    db = Path(uri.removeprefix("sqlite:///").split("?", 1)[0])
+    db.parent.mkdir(parents=True, exist_ok=True)
+    with open(db.with_name(db.name + ".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def check_store(tracking: DictConfig) -> str:
     """Fail fast (TrackingError) when a tracking server does not answer; returns the store's URI.
 
@@ -64,6 +99,7 @@ def check_store(tracking: DictConfig) -> str:
     """
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", str(tracking.retries))
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(int(tracking.timeout)))
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")  # MLflow's 2 doubles from 4 s
     uri = tracking_uri(tracking)
     check_reachable(uri, tracking.timeout)
     return uri
@@ -83,12 +119,13 @@ def configure(tracking: DictConfig) -> str:
     import mlflow
     from mlflow.exceptions import MlflowException
 
-    connect(tracking)
-    try:
-        experiment = mlflow.set_experiment(tracking.experiment)
-    except MlflowException:
-        # Another process of the same sweep created it between our lookup and our create.
-        experiment = mlflow.set_experiment(tracking.experiment)
+    uri = connect(tracking)
+    with sqlite_init_lock(uri):  # a fresh store is created here, maybe by several jobs at once
+        try:
+            experiment = mlflow.set_experiment(tracking.experiment)
+        except MlflowException:
+            # Another process of the same sweep created it between our lookup and our create.
+            experiment = mlflow.set_experiment(tracking.experiment)
     return experiment.experiment_id
 
 
@@ -154,6 +191,16 @@ def _reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
+def _lost(run_id: str) -> TrackingLost:
+    import mlflow
+
+    return TrackingLost(
+        f"the MLflow tracking server at {mlflow.get_tracking_uri()} stopped answering during run {run_id}, "
+        "which stays RUNNING there; rerun the same command once the server is back (a sweep resumes where "
+        "it stopped and closes that run)"
+    )
+
+
 @contextlib.contextmanager
 def tracked_run(name: str, tags: dict[str, str], run_id: str | None = None) -> Iterator[mlflow.ActiveRun]:
     """An MLflow run that ends FINISHED, FAILED (an error) or KILLED (Ctrl-C, SIGTERM), never RUNNING.
@@ -164,22 +211,44 @@ def tracked_run(name: str, tags: dict[str, str], run_id: str | None = None) -> I
     import mlflow
     from mlflow.entities import RunStatus
 
-    if run_id is not None:
-        run = mlflow.start_run(run_id=run_id)
-    else:
-        run = mlflow.start_run(run_name=name, tags=tags, parent_run_id=parent_run_id())
+    try:
+        if run_id is not None:
+            run = mlflow.start_run(run_id=run_id)
+        else:
+            run = mlflow.start_run(run_name=name, tags=tags, parent_run_id=parent_run_id())
+    except Exception as exc:
+        if run_id is not None and unreachable(mlflow.get_tracking_uri()) is not None:
+            raise _lost(run_id) from exc
+        raise
     try:
         yield run
     except BaseException as exc:
         status = RunStatus.KILLED if isinstance(exc, KeyboardInterrupt) else RunStatus.FAILED
         status_name = RunStatus.to_string(status)
         reason = _reason(exc)
-        # Record what we can; the store itself may be what failed, and the run must still be ended.
-        with contextlib.suppress(Exception):
-            mlflow.set_tags({TAG_ERROR: reason[:5000], TAG_NOTE: f"{status_name}: {reason}"[:5000]})
-            mlflow.log_text(traceback.format_exc(), "error.txt")
-        with contextlib.suppress(Exception):
-            mlflow.end_run(status_name)
+        # A second Ctrl-C or SIGTERM waits until the run is ended (it arrives when the block exits).
+        with signals_held():
+            # A lost server would make each call below retry; one quick probe tells.
+            lost = unreachable(mlflow.get_tracking_uri())
+            if lost is None:
+                # Record what we can; the store itself may be what failed, and the run must still be ended.
+                with contextlib.suppress(Exception):
+                    mlflow.set_tags({TAG_ERROR: reason[:5000], TAG_NOTE: f"{status_name}: {reason}"[:5000]})
+                    mlflow.log_text(traceback.format_exc(), "error.txt")
+                with contextlib.suppress(Exception):
+                    mlflow.end_run(status_name)
+            else:
+                # Off MLflow's stack of active runs, so that the next job in this process starts clean.
+                stack = mlflow.tracking.fluent._active_run_stack.get()
+                stack[:] = [r for r in stack if r.info.run_id != run.info.run_id]
+        if lost is not None and not isinstance(exc, KeyboardInterrupt):
+            raise _lost(run.info.run_id) from exc
+        if isinstance(exc, OSError):  # inside a run only writing its files raises these (disk full, ...)
+            where = f": {exc.filename}" if exc.filename else ""
+            raise ArtifactWriteError(
+                f"run {run.info.run_id} FAILED: cannot write its files to {run.info.artifact_uri} "
+                f"({exc.strerror or exc}{where}); free disk space or fix the experiment's artifact location"
+            ) from exc
         raise
     mlflow.end_run(RunStatus.to_string(RunStatus.FINISHED))
 
