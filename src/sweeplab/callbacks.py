@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
 
 import keras
 
@@ -19,14 +18,12 @@ class MlflowEpochLogger(keras.callbacks.Callback):
     """Logs an epoch's metrics, learning rate and duration in one call, with step=epoch.
 
     mlflow.keras.MlflowCallback is not used: it swallows logging errors (a lost tracking server would go
-    unnoticed) and logs every validation pass a second time without a step. `log(metrics, step)` defaults
-    to the active run's mlflow.log_metrics; a single run hands its sweeplab.pending_run queue instead.
+    unnoticed) and logs every validation pass a second time without a step.
     """
 
-    def __init__(self, log: Callable[[dict[str, float], int], None] | None = None) -> None:
+    def __init__(self) -> None:
         super().__init__()
         self._started = 0.0
-        self._log = log
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
         self._started = time.perf_counter()
@@ -35,10 +32,7 @@ class MlflowEpochLogger(keras.callbacks.Callback):
         metrics = {k: float(v) for k, v in (logs or {}).items()}
         metrics["learning_rate"] = current_learning_rate(self.model.optimizer)
         metrics["epoch_time"] = time.perf_counter() - self._started
-        if self._log is not None:
-            self._log(metrics, epoch)
-            return
-        import mlflow
+        import mlflow  # imported by the run already; here so that this module does not need it
 
         mlflow.log_metrics(metrics, step=epoch)
 

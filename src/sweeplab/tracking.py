@@ -25,8 +25,7 @@ except ImportError:  # Windows: no lock (a fresh store raced by parallel jobs is
 if TYPE_CHECKING:
     import mlflow
 
-# MLflow is imported where it is used: it takes seconds, and a single run imports it in the background
-# while the model trains (sweeplab.pending_run).
+# MLflow is imported where it is used (it takes seconds): `--help` and refusing bad input do not wait for it.
 
 STORE_DIR = Path("mlruns")
 PARENT_RUN_ENV = "SWEEPLAB_PARENT_RUN_ID"
@@ -202,24 +201,16 @@ def _lost(run_id: str) -> TrackingLost:
 
 
 @contextlib.contextmanager
-def tracked_run(name: str, tags: dict[str, str], run_id: str | None = None) -> Iterator[mlflow.ActiveRun]:
+def tracked_run(name: str, tags: dict[str, str]) -> Iterator[mlflow.ActiveRun]:
     """An MLflow run that ends FINISHED, FAILED (an error) or KILLED (Ctrl-C, SIGTERM), never RUNNING.
 
     A failed run keeps what it logged and gets the reason as a tag, as its description in the UI, and
-    the traceback as error.txt. With `run_id`, an existing run (created by sweeplab.pending_run) is reopened.
+    the traceback as error.txt.
     """
     import mlflow
     from mlflow.entities import RunStatus
 
-    try:
-        if run_id is not None:
-            run = mlflow.start_run(run_id=run_id)
-        else:
-            run = mlflow.start_run(run_name=name, tags=tags, parent_run_id=parent_run_id())
-    except Exception as exc:
-        if run_id is not None and unreachable(mlflow.get_tracking_uri()) is not None:
-            raise _lost(run_id) from exc
-        raise
+    run = mlflow.start_run(run_name=name, tags=tags, parent_run_id=parent_run_id())
     try:
         yield run
     except BaseException as exc:

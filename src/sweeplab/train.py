@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tempfile
 import time
-from collections.abc import Callable
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,8 +18,7 @@ from sweeplab.config import hidden_units, validate
 from sweeplab.data import Dataset, load_dataset
 from sweeplab.runtime import configure_threads, fresh_start
 
-# MLflow and matplotlib are imported where they are used: a single run imports them in the background
-# while the model trains (sweeplab.pending_run).
+# MLflow and matplotlib are imported where they are used, so that bench/untracked.py can use this module.
 
 # Batch for validation, test and predict (no effect on training): one size divides the 5,000 validation
 # and 10,000 test images, so XLA compiles the test step once, not once per batch shape and call site.
@@ -54,14 +53,8 @@ def _verbose(cfg: DictConfig) -> str | int:
     return "auto" if str(cfg.training.verbose) == "auto" else int(cfg.training.verbose)
 
 
-def fit(
-    cfg: DictConfig,
-    model: Any,
-    data: Dataset,
-    extra_callbacks: list | None = None,
-    log_epoch: Callable[[dict[str, float], int], None] | None = None,
-) -> pd.DataFrame:
-    """Train with validation each epoch, logging each epoch (to the active MLflow run unless `log_epoch`)."""
+def fit(cfg: DictConfig, model: Any, data: Dataset, extra_callbacks: list | None = None) -> pd.DataFrame:
+    """Train with validation each epoch, logging each epoch to the active MLflow run."""
     from sweeplab.callbacks import MlflowEpochLogger, StopOnDivergence
 
     history = model.fit(
@@ -71,7 +64,7 @@ def fit(
         batch_size=cfg.batch_size,
         validation_data=(data.x_valid, data.y_valid),
         validation_batch_size=EVAL_BATCH_SIZE,
-        callbacks=[StopOnDivergence(), MlflowEpochLogger(log_epoch), *(extra_callbacks or [])],
+        callbacks=[StopOnDivergence(), MlflowEpochLogger(), *(extra_callbacks or [])],
         verbose=_verbose(cfg),
     )
     return pd.DataFrame(history.history)
@@ -180,11 +173,11 @@ class Trained:
     metrics: dict[str, float]
 
 
-def train_and_test(cfg: DictConfig, data: Dataset, log_epoch: Callable[[dict[str, float], int], None]) -> Trained:
-    """Compile, fit (each epoch to `log_epoch`) and evaluate on the test set."""
+def train_and_test(cfg: DictConfig, data: Dataset) -> Trained:
+    """Compile, fit (each epoch logged to the active run) and evaluate on the test set."""
     model = compile_model(cfg, data)
     started = time.perf_counter()
-    history = fit(cfg, model, data, log_epoch=log_epoch)
+    history = fit(cfg, model, data)
     train_time = time.perf_counter() - started
     test = model.evaluate(data.x_test, data.y_test, batch_size=EVAL_BATCH_SIZE, verbose=0, return_dict=True)
     metrics = {
@@ -197,34 +190,37 @@ def train_and_test(cfg: DictConfig, data: Dataset, log_epoch: Callable[[dict[str
     return Trained(model, history, train_time, metrics)
 
 
+def log_dataset(data: Dataset) -> None:
+    import mlflow
+
+    with warnings.catch_warnings():
+        # A local path "can be interpreted in multiple ways" by MLflow's source registry: all of them local.
+        warnings.simplefilter("ignore", UserWarning)
+        dataset = mlflow.data.from_numpy(data.x_train, targets=data.y_train, source=data.source, name=data.name)
+    mlflow.log_input(dataset, context="training")
+
+
 def run(cfg: DictConfig) -> RunResult:
     """Validate, load data, train, evaluate and record everything in one MLflow run.
 
-    The run is created while the model trains (sweeplab.pending_run); whatever happens during training,
-    it ends FINISHED, FAILED or KILLED with the epochs logged so far (tracking.tracked_run).
+    Whatever happens during training, the run ends FINISHED, FAILED or KILLED with the epochs logged so
+    far (tracking.tracked_run).
     """
-    from sweeplab.pending_run import PendingRun
+    import mlflow
 
     validate(cfg)
-    tracking.check_store(cfg.tracking)  # an unreachable server is refused before anything loads
+    experiment_id = tracking.configure(cfg.tracking)  # an unreachable server is refused before anything loads
     data = load_dataset(cfg.data)
     configure_threads(cfg.training.threads)
     fresh_start(cfg.seed)
     name = tracking.run_name(cfg)
-    print(f"sweeplab: run '{name}' in experiment '{cfg.tracking.experiment}'", flush=True)
 
-    pending = PendingRun(cfg, name, data)
-    failure: BaseException | None = None
-    try:
-        trained = train_and_test(cfg, data, pending.log_epoch)
-    except BaseException as exc:  # noqa: BLE001 - recorded on the run below, then raised
-        failure = exc
-    run_id = pending.wait()
-    with tracking.tracked_run(name, {}, run_id=run_id):
-        if failure is not None or pending.error is not None:
-            raise failure or pending.error  # ends the run FAILED (KILLED for Ctrl-C, SIGTERM) with the reason
-        import mlflow
-
+    with tracking.tracked_run(name, tracking.run_tags(cfg)) as active:
+        run_id = active.info.run_id
+        print(f"sweeplab: run '{name}' ({run_id}) in experiment '{cfg.tracking.experiment}'", flush=True)
+        mlflow.log_params(tracking.flat_params(cfg))
+        log_dataset(data)
+        trained = train_and_test(cfg, data)
         metrics = trained.metrics
         mlflow.log_metrics({k: metrics[k] for k in ("test_loss", "test_accuracy", "param_count", "train_time")})
         with tempfile.TemporaryDirectory() as tmp:
@@ -232,7 +228,6 @@ def run(cfg: DictConfig) -> RunResult:
         if cfg.tracking.log_model:
             log_model(trained.model, data.x_test[: max(1, cfg.training.predict_samples)])
 
-    experiment_id = pending.experiment_id or ""
     print(samples[["index", "true", "predicted", "probability"]].to_string(index=False))
     print(
         f"sweeplab: test_accuracy={metrics['test_accuracy']:.4f} test_loss={metrics['test_loss']:.4f} "
