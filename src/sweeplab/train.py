@@ -85,20 +85,6 @@ def predictions_table(probabilities: np.ndarray, data: Dataset) -> pd.DataFrame:
     return pd.concat([table, per_class], axis=1)
 
 
-def model_requirements() -> list[str]:
-    """The logged model's pip requirements, given explicitly: inferring them starts a subprocess that
-    loads the model again."""
-    import keras
-    import mlflow
-
-    requirements = [f"keras=={keras.__version__}", f"mlflow=={mlflow.__version__}"]
-    if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
-
-        requirements.append(f"tensorflow=={tf.__version__}")
-    return requirements
-
-
 def log_model(model: Any, example: np.ndarray) -> None:
     """Log the Keras model with signature and input example, loadable by mlflow.pyfunc.load_model.
 
@@ -107,16 +93,20 @@ def log_model(model: Any, example: np.ndarray) -> None:
     has not created yet (MLflow 3.17).
     """
     import keras
+    import mlflow
     from mlflow.models import infer_signature
 
     # A direct call, not predict(): predict would compile a step for this batch shape only for this.
     signature = infer_signature(example, keras.ops.convert_to_numpy(model(example, training=False)))
     # MLflow checks the input example by predicting through Keras, which would draw a progress bar.
     keras.config.disable_interactive_logging()
-    requirements = model_requirements()
+    # Explicit requirements: inferring them starts a subprocess that loads the model again.
+    requirements = [f"keras=={keras.__version__}", f"mlflow=={mlflow.__version__}"]
     if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
         from mlflow import tensorflow as mlflow_tensorflow
 
+        requirements.append(f"tensorflow=={tf.__version__}")
         mlflow_tensorflow.log_model(
             model, name="model", signature=signature, input_example=example, pip_requirements=requirements
         )
@@ -165,31 +155,6 @@ def _hydra_output_dir() -> Path | None:
     return Path(HydraConfig.get().runtime.output_dir)
 
 
-@dataclass
-class Trained:
-    model: Any
-    history: pd.DataFrame
-    train_time: float
-    metrics: dict[str, float]
-
-
-def train_and_test(cfg: DictConfig, data: Dataset) -> Trained:
-    """Compile, fit (each epoch logged to the active run) and evaluate on the test set."""
-    model = compile_model(cfg, data)
-    started = time.perf_counter()
-    history = fit(cfg, model, data)
-    train_time = time.perf_counter() - started
-    test = model.evaluate(data.x_test, data.y_test, batch_size=EVAL_BATCH_SIZE, verbose=0, return_dict=True)
-    metrics = {
-        "test_loss": float(test["loss"]),
-        "test_accuracy": float(test["accuracy"]),
-        "param_count": float(model.count_params()),
-        "train_time": train_time,
-        **{k: float(v) for k, v in history.iloc[-1].items()},
-    }
-    return Trained(model, history, train_time, metrics)
-
-
 def log_dataset(data: Dataset) -> None:
     import mlflow
 
@@ -201,15 +166,11 @@ def log_dataset(data: Dataset) -> None:
 
 
 def run(cfg: DictConfig) -> RunResult:
-    """Validate, load data, train, evaluate and record everything in one MLflow run.
-
-    Whatever happens during training, the run ends FINISHED, FAILED or KILLED with the epochs logged so
-    far (tracking.tracked_run).
-    """
+    """Validate, load data, train, evaluate and record everything in one MLflow run."""
     import mlflow
 
     validate(cfg)
-    experiment_id = tracking.configure(cfg.tracking)  # an unreachable server is refused before anything loads
+    experiment_id = tracking.configure(cfg.tracking)
     data = load_dataset(cfg.data)
     configure_threads(cfg.training.threads)
     fresh_start(cfg.seed)
@@ -220,18 +181,30 @@ def run(cfg: DictConfig) -> RunResult:
         print(f"sweeplab: run '{name}' ({run_id}) in experiment '{cfg.tracking.experiment}'", flush=True)
         mlflow.log_params(tracking.flat_params(cfg))
         log_dataset(data)
-        trained = train_and_test(cfg, data)
-        metrics = trained.metrics
+        model = compile_model(cfg, data)
+
+        started = time.perf_counter()
+        history = fit(cfg, model, data)
+        train_time = time.perf_counter() - started
+
+        test = model.evaluate(data.x_test, data.y_test, batch_size=EVAL_BATCH_SIZE, verbose=0, return_dict=True)
+        metrics = {
+            "test_loss": float(test["loss"]),
+            "test_accuracy": float(test["accuracy"]),
+            "param_count": float(model.count_params()),
+            "train_time": train_time,
+            **{k: float(v) for k, v in history.iloc[-1].items()},
+        }
         mlflow.log_metrics({k: metrics[k] for k in ("test_loss", "test_accuracy", "param_count", "train_time")})
         with tempfile.TemporaryDirectory() as tmp:
-            samples = log_outputs(cfg, trained.model, data, trained.history, Path(tmp))
+            samples = log_outputs(cfg, model, data, history, Path(tmp))
         if cfg.tracking.log_model:
-            log_model(trained.model, data.x_test[: max(1, cfg.training.predict_samples)])
+            log_model(model, data.x_test[: max(1, cfg.training.predict_samples)])
 
     print(samples[["index", "true", "predicted", "probability"]].to_string(index=False))
     print(
         f"sweeplab: test_accuracy={metrics['test_accuracy']:.4f} test_loss={metrics['test_loss']:.4f} "
-        f"in {trained.train_time:.1f} s -> {tracking.ui_url(experiment_id, run_id)} (make ui)",
+        f"in {train_time:.1f} s -> {tracking.ui_url(experiment_id, run_id)} (make ui)",
         flush=True,
     )
-    return RunResult(run_id=run_id, experiment_id=experiment_id, metrics=metrics, history=trained.history)
+    return RunResult(run_id=run_id, experiment_id=experiment_id, metrics=metrics, history=history)
