@@ -30,8 +30,12 @@ data: ## copy the offline Fashion-MNIST files (../shared/data) into the Keras ca
 run: setup ## train the baseline (30 epochs) into mlruns/; ARGS="lr=0.05 ..." for overrides
 	$(BIN)/python sweep.py $(ARGS)
 
-test: setup ## run the test suite (real Keras, real MLflow; a few minutes)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+# Two pytest-xdist workers: most tests wait on subprocesses, servers and polls, so two keep 2 cores busy.
+# A test file goes to one worker (its module fixtures are built once); tests/conftest.py shares small_sweep.
+PYTEST_WORKERS ?= -n 2 --dist loadfile
+
+test: setup ## run the test suite (real Keras, real MLflow; about 10 min on 2 cores)
+	$(BIN)/python -m pytest $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 lint: setup ## ruff check and format check
 	$(BIN)/ruff check src tests bench sweep.py compare.py predict.py

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import fcntl
+import json
 import os
 import shutil
 import subprocess
@@ -9,6 +11,7 @@ import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import mlflow
 import pytest
 from hydra import compose, initialize_config_dir
 from mlflow.tracking import MlflowClient
@@ -20,6 +23,9 @@ SHARED_DATA = Path(os.environ.get("SWEEPLAB_SHARED_DATA", ROOT.parent / "shared"
 MNIST_NPZ = SHARED_DATA / "mnist" / "mnist.npz"
 # Small and fast, but real: 2,000 training images, compiled steps, two epochs.
 QUICK = ["data.limit=2000", "epochs=2", "training.verbose=2"]
+# For tests about tracking, sweeps and failures rather than the training path: 1,000 validation images and
+# no XLA compile (on this little data, compiling costs seconds of CPU per run and saves nothing).
+LIGHT = ["data.validation_size=1000", "training.jit_compile=false"]
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -36,6 +42,17 @@ def keras_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     shutil.copytree(source, home / "datasets" / "fashion-mnist", ignore=shutil.ignore_patterns("*.md"))
     os.environ["KERAS_HOME"] = str(home)
     return home
+
+
+@pytest.fixture(autouse=True)
+def fresh_mlflow_uri() -> Iterator[None]:
+    """Forget the tracking URI a test set in this process (train.run calls mlflow.set_tracking_uri, which
+    also sets MLFLOW_TRACKING_URI): the next test in the same worker must see its own store, not that one."""
+    before = os.environ.get("MLFLOW_TRACKING_URI")
+    yield
+    mlflow.set_tracking_uri(None)
+    if before is not None:
+        os.environ["MLFLOW_TRACKING_URI"] = before
 
 
 @pytest.fixture
@@ -97,16 +114,38 @@ def experiment_runs(client: MlflowClient, experiment: str = "fashion_mnist") -> 
 SWEEP_NAME = "optimizers-small"
 
 
+def once_per_session(tmp_path_factory: pytest.TempPathFactory, name: str, build: Callable[[Path], dict]) -> dict:
+    """build(folder) once for the whole test session, also under pytest-xdist (`make test` runs two workers).
+
+    Each xdist worker has its own session fixtures: the first to get here builds under a lock, in the folder
+    all workers of the session share, and the others read what it returned (JSON: plain values, paths as text).
+    """
+    if os.environ.get("PYTEST_XDIST_WORKER") is None:
+        return build(tmp_path_factory.mktemp(name))
+    shared = tmp_path_factory.getbasetemp().parent  # this session's, shared by its workers
+    done = shared / f"{name}.json"
+    with open(shared / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not done.exists():
+            folder = shared / name
+            folder.mkdir()
+            done.write_text(json.dumps(build(folder), default=str))
+    return json.loads(done.read_text())
+
+
 @pytest.fixture(scope="session")
 def small_sweep(tmp_path_factory: pytest.TempPathFactory, keras_home: Path) -> dict:
     """sweep.py -m optimizer=sgd,adam seed=0,1 under a parent run, a FAILED child and a run outside it."""
-    folder = tmp_path_factory.mktemp("small_sweep")
+    return once_per_session(tmp_path_factory, "small_sweep", lambda folder: _build_small_sweep(folder, keras_home))
+
+
+def _build_small_sweep(folder: Path, keras_home: Path) -> dict:
     uri = f"sqlite:///{folder / 'mlruns' / 'mlflow.db'}"
     (folder / "mlruns").mkdir()
     client = MlflowClient(tracking_uri=uri)
     exp_id = client.create_experiment("fashion_mnist", artifact_location=str(folder / "mlruns" / "artifacts"))
     env = {"MLFLOW_TRACKING_URI": uri, "KERAS_HOME": str(keras_home)}
-    args = ["-m", "optimizer=sgd,adam", "seed=0,1", "data.limit=1000", "epochs=2", "training.verbose=0"]
+    args = ["-m", "optimizer=sgd,adam", "seed=0,1", "data.limit=1000", "epochs=2", "training.verbose=0", *LIGHT]
     result = run_cli(args, cwd=folder, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
     # The sweep made its parent run; give it a fixed name for the tests that look it up by name.
@@ -125,7 +164,7 @@ def small_sweep(tmp_path_factory: pytest.TempPathFactory, keras_home: Path) -> d
     client.log_metric(outside.info.run_id, "test_accuracy", 0.87)
     client.set_terminated(outside.info.run_id, "FINISHED")
     return {
-        "folder": folder,
+        "folder": str(folder),
         "uri": uri,
         "experiment_id": exp_id,
         "parent_id": parent_id,

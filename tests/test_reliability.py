@@ -14,7 +14,7 @@ import time
 import pytest
 from mlflow.tracking import MlflowClient
 
-from conftest import QUICK, ROOT, experiment_runs
+from conftest import LIGHT, QUICK, ROOT, experiment_runs
 from sweeplab.data import IDX_FILES, keras_cache_dir
 
 BAD_INPUTS = [
@@ -92,7 +92,7 @@ def logged_epochs(client: MlflowClient, run_id: str) -> int:
 def test_a_signal_mid_run_ends_it_killed_keeping_its_epochs(signum, tmp_path, store, client) -> None:
     proc = subprocess.Popen(
         [sys.executable, str(ROOT / "sweep.py"), "data.limit=2000", "epochs=200", "training.verbose=0",
-         "training.steps_per_execution=1", "tracking.log_model=false"],
+         "training.steps_per_execution=1", "tracking.log_model=false", *LIGHT],
         cwd=tmp_path, env={**os.environ, "PYTHONUNBUFFERED": "1"},
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
@@ -118,9 +118,8 @@ def test_a_signal_mid_run_ends_it_killed_keeping_its_epochs(signum, tmp_path, st
 
 @pytest.mark.slow
 def test_a_diverging_run_stops_at_once_and_fails(cli, client) -> None:
-    proc = cli(
-        "data.limit=2000", "epochs=20", "activation=linear", "lr=10", "training.verbose=0", "tracking.log_model=false"
-    )
+    args = ["data.limit=2000", "epochs=20", "activation=linear", "lr=10", "training.verbose=0"]
+    proc = cli(*args, "tracking.log_model=false", *LIGHT)
     assert proc.returncode != 0
     (run,) = experiment_runs(client)
     assert run.info.status == "FAILED"
@@ -134,7 +133,7 @@ def test_unwritable_artifact_location_fails_the_run_and_keeps_the_store(tmp_path
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("a file where the artifact folder should be\n")
     client.create_experiment("blocked", artifact_location=str(blocker / "artifacts"))
-    proc = cli(*QUICK, "epochs=1", "tracking.experiment=blocked", "tracking.log_model=false")
+    proc = cli(*QUICK, *LIGHT, "epochs=1", "tracking.experiment=blocked", "tracking.log_model=false")
     assert proc.returncode == 1
     errors = [line for line in proc.stderr.splitlines() if line.startswith("sweeplab: error:")]
     assert len(errors) == 1 and "not-a-folder" in errors[0] and "Traceback" not in proc.stderr, proc.stderr
@@ -142,7 +141,7 @@ def test_unwritable_artifact_location_fails_the_run_and_keeps_the_store(tmp_path
     assert run.info.status == "FAILED" and "not-a-folder" in run.data.tags["sweeplab.error"]
     assert logged_epochs(client, run.info.run_id) == 1  # what was logged before the failure stays
     # The store still takes runs.
-    proc = cli(*QUICK, "epochs=1", "tracking.log_model=false")
+    proc = cli(*QUICK, *LIGHT, "epochs=1", "tracking.log_model=false")
     assert proc.returncode == 0
     assert [r.info.status for r in experiment_runs(client)] == ["FINISHED"]
 
@@ -164,6 +163,7 @@ def test_eight_concurrent_runs_on_one_sqlite_store(tmp_path, store) -> None:
                 "training.threads=1",
                 "training.verbose=0",
                 "tracking.log_model=false",
+                *LIGHT,
                 f"hydra.run.dir={tmp_path / 'outputs' / str(seed)}",
             ],
             cwd=tmp_path,

@@ -20,12 +20,12 @@ from hydra import compose, initialize_config_dir
 from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 
-from conftest import CONF_DIR, ROOT, experiment_runs, run_cli
+from conftest import CONF_DIR, LIGHT, ROOT, experiment_runs, run_cli
 from sweeplab import sweeps
 from sweeplab.config import register_configs
 from sweeplab.sweep_job import parallel_jobs
 
-TINY = ["data.limit=1000", "training.verbose=2", "tracking.log_model=false"]
+TINY = ["data.limit=1000", "training.verbose=2", "tracking.log_model=false", *LIGHT]
 LR_SWEEP = ["-m", "lr=0.001,0.01,0.1", "epochs=2", *TINY]
 SWEEP_FILES = sorted((ROOT / "sweeps").glob("*.yaml"))
 
@@ -216,9 +216,11 @@ def test_joblib_jobs_log_complete_runs(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_diverging_job_fails_alone_under_submitit(tmp_path: Path) -> None:
-    """lr=10 turns the loss into NaN: that job ends FAILED at once, the other FINISHED, the sweep exits 1."""
+    """lr=10 (linear activations) turns the loss into NaN: that job ends FAILED at once, the other FINISHED, the
+    sweep exits 1."""
     env, client = fresh_store(tmp_path)
-    done = run_cli(["-m", "hydra/launcher=submitit_local", "lr=0.05,10", "epochs=2", *TINY], cwd=tmp_path, env=env)
+    args = ["-m", "hydra/launcher=submitit_local", "lr=0.05,10", "activation=linear", "epochs=2", *TINY]
+    done = run_cli(args, cwd=tmp_path, env=env)
     assert done.returncode != 0
     (parent,) = parents(client)
     kids = {r.data.params["lr"]: r for r in children(client, parent.info.run_id)}

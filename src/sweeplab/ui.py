@@ -59,14 +59,18 @@ def _answers(url: str) -> bool:
 
 def start_ui(
     store_uri: str, log: Path, port: int | None = None, timeout: float = 90, kind: str = "ui",
-    extra_args: tuple[str, ...] = (),
+    extra_args: tuple[str, ...] = (), workers: int = 1,
 ) -> UiServer:  # fmt: skip
     """Start `mlflow ui` (or `mlflow server`, kind="server") on the store, bound to 127.0.0.1, and return
-    once /health answers (it takes several seconds)."""
+    once /health answers (it takes several seconds).
+
+    One worker process by default (MLflow starts 4, each importing MLflow: seconds of CPU on a small machine);
+    a UI or server for one user or one test does not need more.
+    """
     port = port or free_port()
     url = f"http://{HOST}:{port}"
     command = [sys.executable, "-m", "mlflow", kind, "--backend-store-uri", store_uri, "--host", HOST,
-               "--port", str(port), *extra_args]  # fmt: skip
+               "--port", str(port), "--workers", str(workers), *extra_args]  # fmt: skip
     with log.open("w") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     server = UiServer(process=process, url=url, log=log)
@@ -83,7 +87,7 @@ def start_ui(
 
 @contextlib.contextmanager
 def running_ui(store_uri: str, log: Path, port: int | None = None, **options: Any) -> Iterator[UiServer]:
-    """start_ui for the duration of a `with` block (options: kind="server", extra_args=(...))."""
+    """start_ui for the duration of a `with` block (options: kind="server", extra_args=(...), workers=N)."""
     server = start_ui(store_uri, log, port, **options)
     try:
         yield server
