@@ -23,6 +23,7 @@ EXPECTED_ROWS = [
     "wall time (s), sweep.py backend=jax",
     "end to end (s): MLflow off vs on",
     "fit only (per-epoch logging) (s): MLflow off vs on",
+    "outside fit (s): MLflow off vs on",
     "scripts vs sweep.py -m joblib backend=tensorflow",
     "scripts vs sweep.py -m joblib backend=jax",
     "compare.py --by optimizer (s)",
@@ -50,7 +51,7 @@ def test_quick_bench_prints_every_row() -> None:
         assert matching, f"no row for {expected!r} in:\n{table}"
     # Item 1 and 3 need only sweeplab itself: they must have measured, not skipped.
     for measure, line in rows.items():
-        if measure.startswith(("wall time (s), sweep.py", "end to end (s): MLflow")):
+        if measure.startswith(("wall time (s), sweep.py", "end to end (s): MLflow", "outside fit (s): MLflow")):
             cells = [c.strip() for c in line.strip("|").split("|")]
             assert cells[3] != "not available" and float(cells[3]) > 0, line
             assert cells[4].endswith(("x", "%")), line
