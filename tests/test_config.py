@@ -81,6 +81,7 @@ def test_documented_overrides_compose(compose_cfg) -> None:
         ("width=0", "width=0"),
         ("epochs=0", "epochs=0"),
         ("batch_size=0", "batch_size=0"),
+        ("training.fused_steps=0", "training.fused_steps=0"),
         ("activation=relux", "activation=relux"),
         ("data.limit=-5", "data.limit=-5"),
         ("data.limit=60000", "data.limit=60000"),

@@ -52,6 +52,7 @@ class ModelConfig:
 @dataclass
 class TrainingConfig:
     jit_compile: bool = True
+    fused_steps: int = 32
     steps_per_execution: int = 32
     threads: int | None = None
     verbose: str = "auto"
@@ -199,10 +200,9 @@ def check_limit(data: DictConfig, train_images: int) -> None:
 
 
 def _validate_training(training: DictConfig) -> None:
-    if training.steps_per_execution < 1:
-        raise ConfigError(
-            f"training.steps_per_execution={training.steps_per_execution} is not allowed: must be an integer >= 1"
-        )
+    for key in ("fused_steps", "steps_per_execution"):
+        if training[key] < 1:
+            raise ConfigError(f"training.{key}={training[key]} is not allowed: must be an integer >= 1")
     if training.threads is not None and training.threads < 1:
         raise ConfigError(f"training.threads={training.threads} is not allowed: must be >= 1 or null")
     if training.predict_samples < 0:
@@ -213,7 +213,8 @@ def _validate_training(training: DictConfig) -> None:
 
 # Keys that change how or where a run is recorded, not what it computes.
 _NOT_IDENTITY = ("tracking", "force", "sweeps", "tuner", "hydra")
-_NOT_IDENTITY_TRAINING = ("threads", "verbose")
+# fused_steps gives the same updates (tests/test_steps.py): runs with and without it are the same job.
+_NOT_IDENTITY_TRAINING = ("threads", "verbose", "fused_steps")
 
 
 def identity(cfg: DictConfig) -> dict[str, Any]:

@@ -1,12 +1,16 @@
-"""Process-level settings for one job: threads, seeds, a clean Keras state."""
+"""Process-level settings for one job: threads, seeds, a clean Keras state, a quick exit."""
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import signal
+import sys
+import threading
 from collections.abc import Iterator
 from types import FrameType
+from typing import NoReturn
 
 
 class Terminated(KeyboardInterrupt):
@@ -83,3 +87,25 @@ def fresh_start(seed: int) -> None:
 
     keras.backend.clear_session()
     keras.utils.set_random_seed(seed)
+
+
+def exit_quickly(code: int | str | None) -> NoReturn:
+    """End the process as `sys.exit(code)` would, without the interpreter's final teardown.
+
+    A normal exit winds down the other threads (the threading module's exit hooks, which tell executors
+    such as joblib's to stop, then a join of every non-daemon thread), runs the atexit handlers (logging's
+    flush, MLflow's, multiprocessing's), then frees every module and object one by one: with TensorFlow
+    loaded that last part takes about 2 s here and serves nothing once the run is recorded. This does the
+    first two, with the same functions the interpreter calls, and skips the third.
+    """
+    if isinstance(code, str):  # sys.exit("message"): the message on stderr, status 1
+        print(code, file=sys.stderr)
+        code = 1
+    shutdown_threads = getattr(threading, "_shutdown", None)
+    if shutdown_threads is None:  # not CPython as we know it: exit the usual way
+        sys.exit(code)
+    shutdown_threads()  # what the interpreter calls first on exit
+    atexit._run_exitfuncs()  # then this; os._exit alone would skip both
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code or 0)

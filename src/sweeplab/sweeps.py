@@ -264,6 +264,7 @@ class SweepCallback(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         self.reached_end = True
         self.close()
+        stop_idle_workers()
 
     def close(self) -> None:
         """Summarise and end the parent run, once; never leaves it (or a child) RUNNING."""
@@ -289,3 +290,15 @@ class SweepCallback(Callback):
         finally:
             with contextlib.suppress(Exception):
                 self.client.set_terminated(self.parent_run_id, status)
+
+
+def stop_idle_workers() -> None:
+    """Stop the joblib launcher's worker processes once every job has returned.
+
+    They are idle and hold nothing (their runs are ended and stored), but left alone they exit only when
+    this process does, each tearing TensorFlow down (about 2 s) while this process waits for them.
+    """
+    loky = sys.modules.get("joblib.externals.loky.reusable_executor")
+    executor = getattr(loky, "_executor", None)  # the launcher's reusable executor, if this process made one
+    if executor is not None:
+        executor.shutdown(wait=True, kill_workers=True)

@@ -17,6 +17,7 @@ from sweeplab import tracking
 from sweeplab.config import hidden_units, validate
 from sweeplab.data import Dataset, load_dataset
 from sweeplab.runtime import configure_threads, fresh_start
+from sweeplab.steps import fit_batch_size, fuse_steps
 
 # MLflow and matplotlib are imported where they are used, so that bench/untracked.py can use this module.
 
@@ -46,7 +47,7 @@ def compile_model(cfg: DictConfig, data: Dataset) -> Any:
         jit_compile=cfg.training.jit_compile,
         steps_per_execution=cfg.training.steps_per_execution,
     )
-    return model
+    return fuse_steps(model, cfg.batch_size, cfg.training.fused_steps)
 
 
 def _verbose(cfg: DictConfig) -> str | int:
@@ -61,7 +62,7 @@ def fit(cfg: DictConfig, model: Any, data: Dataset, extra_callbacks: list | None
         data.x_train,
         data.y_train,
         epochs=cfg.epochs,
-        batch_size=cfg.batch_size,
+        batch_size=fit_batch_size(cfg.batch_size, cfg.training.fused_steps),
         validation_data=(data.x_valid, data.y_valid),
         validation_batch_size=EVAL_BATCH_SIZE,
         callbacks=[StopOnDivergence(), MlflowEpochLogger(), *(extra_callbacks or [])],

@@ -42,6 +42,7 @@ from sweeplab.data import Dataset, load_dataset
 from sweeplab.hypermodel import MlpHyperModel
 from sweeplab.runtime import Terminated, configure_threads, fresh_start
 from sweeplab.search_space import SearchSpace, search_space
+from sweeplab.steps import fit_batch_size
 
 TAG_PROJECT = "sweeplab.tuner_project"  # Keras Tuner project of a search: its parent and its trials
 TAG_ROLE = "sweeplab.role"  # "search" (parent) or "trial" (child)
@@ -395,7 +396,7 @@ def search(cfg: DictConfig) -> SearchResult | None:
             data.y_train,
             validation_data=(data.x_valid, data.y_valid),
             epochs=cfg.tuner.max_epochs,
-            batch_size=cfg.batch_size,
+            batch_size=fit_batch_size(cfg.batch_size, cfg.training.fused_steps),
             callbacks=_early_stopping(cfg),
             verbose=1 if role == "chief" else _verbose(cfg),  # the chief only shows the trials
         )

@@ -1,0 +1,41 @@
+"""`runtime.exit_quickly`, how sweep.py ends: what a normal exit guarantees still happens."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+CHILD = """
+import atexit, logging, sys, threading, time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from sweeplab.runtime import exit_quickly
+
+folder = Path(sys.argv[1])
+logging.basicConfig(filename=folder / "job.log", level=logging.INFO)
+logging.info("logged before the exit")
+atexit.register(lambda: (folder / "atexit").write_text("ran"))
+threading.Thread(target=lambda: (time.sleep(0.5), (folder / "thread").write_text("joined"))).start()
+pool = ThreadPoolExecutor(1)  # its worker waits for the threading exit hook that tells it to stop
+pool.submit(lambda: (folder / "pool").write_text("done"))
+sys.stdout.write("no newline, still buffered")
+exit_quickly(sys.argv[2] if not sys.argv[2].isdigit() else int(sys.argv[2]))
+"""
+
+
+@pytest.mark.parametrize("code, status", [("0", 0), ("3", 3), ("bad input", 1)])
+def test_quick_exit_keeps_status_output_handlers_and_threads(tmp_path: Path, code: str, status: int) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-c", CHILD, str(tmp_path), code], capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == status, proc.stderr
+    assert proc.stdout == "no newline, still buffered"
+    assert (tmp_path / "atexit").read_text() == "ran"
+    assert (tmp_path / "thread").read_text() == "joined"  # non-daemon threads finish first, as on sys.exit
+    assert (tmp_path / "pool").read_text() == "done"
+    assert "logged before the exit" in (tmp_path / "job.log").read_text()
+    if status == 1:
+        assert proc.stderr.strip() == "bad input"
