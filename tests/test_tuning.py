@@ -199,7 +199,10 @@ def _wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
 
 @pytest.mark.slow
 def test_interrupted_search_resumes_without_logging_a_trial_twice(client: MlflowClient, tmp_path: Path) -> None:
-    args = [str(ROOT / "sweep.py"), "tuner=random", "tuner.max_trials=3", *TINY]
+    # 20 epochs a trial: a one-epoch trial on 500 images can end between two SIGTERMs, and the search then
+    # stops between trials, with no trial to resume.
+    longer = [arg if arg != "epochs=1" else "epochs=20" for arg in TINY]
+    args = [str(ROOT / "sweep.py"), "tuner=random", "tuner.max_trials=3", *longer]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(
         [sys.executable, *args],
