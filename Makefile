@@ -45,7 +45,7 @@ ui: setup ## open the MLflow UI on the project's store at http://127.0.0.1:$(UI_
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db --default-artifact-root ./mlruns \
 	  --host 127.0.0.1 --port $(UI_PORT)
 
-bench: setup ## benchmark against the plain Keras script (about 20 min on 2 cores; table in bench/results/)
+bench: setup ## benchmark against the plain Keras script (about 13 min on 2 cores; table in bench/results/)
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
 bench-quick: setup ## smoke run of the benchmark (tiny data, 1 epoch, about 2 min)

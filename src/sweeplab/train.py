@@ -163,7 +163,15 @@ def log_dataset(data: Dataset) -> None:
         # A local path "can be interpreted in multiple ways" by MLflow's source registry: all of them local.
         warnings.simplefilter("ignore", UserWarning)
         dataset = mlflow.data.from_numpy(data.x_train, targets=data.y_train, source=data.source, name=data.name)
-    mlflow.log_input(dataset, context="training")
+    for attempt in range(3):
+        try:
+            mlflow.log_input(dataset, context="training")
+            return
+        except mlflow.exceptions.MlflowException as err:
+            # Jobs that start together on one SQL store can each find the dataset missing and insert it: all
+            # but one fail on the store's unique key. The dataset is stored now; logging again links it.
+            if "unique constraint" not in str(err).lower() or attempt == 2:
+                raise
 
 
 def run(cfg: DictConfig) -> RunResult:
