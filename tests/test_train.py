@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import time
+
 import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
@@ -178,3 +182,54 @@ def test_help_and_cfg_are_fast_and_plain(tmp_path) -> None:
     assert proc.returncode == 0 and "optimizer: adagrad, adam" in proc.stdout and "sweeplab" in proc.stdout
     proc = run_cli(["--cfg", "job", "lr=0.05", "optimizer=adam"], cwd=tmp_path, timeout=60)
     assert proc.returncode == 0 and "lr: 0.05" in proc.stdout and "keras.optimizers.Adam" in proc.stdout
+
+
+RACE_CHILD = """
+import sys, time
+from pathlib import Path
+import mlflow
+import numpy as np
+from sweeplab.data import Dataset
+from sweeplab.train import log_dataset
+
+uri, experiment_id, folder = sys.argv[1], sys.argv[2], Path(sys.argv[3])
+mlflow.set_tracking_uri(uri)
+images, labels = np.zeros((10, 28, 28), np.float32), np.arange(10)
+data = Dataset("race", "here", images, labels, images, labels, images, labels, [str(i) for i in range(10)])
+with mlflow.start_run(experiment_id=experiment_id) as run:
+    (folder / run.info.run_id).touch()
+    while not (folder / "go").exists():  # all processes insert the new dataset at the same moment
+        time.sleep(0.001)
+    log_dataset(data)
+print(run.info.run_id)
+"""
+
+
+@pytest.mark.slow
+def test_jobs_that_start_together_all_log_their_dataset(client, store, tmp_path) -> None:
+    """Jobs of a parallel sweep start together: each finds the dataset missing from the store and inserts
+    it, and all but the first hit the store's unique key. Every run must still get its dataset input."""
+    experiment_id = client.create_experiment("race")
+    ready = tmp_path / "ready"
+    ready.mkdir()
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", RACE_CHILD, store, experiment_id, str(ready)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(6)
+    ]
+    deadline = time.time() + 120
+    while len(list(ready.iterdir())) < len(procs) and time.time() < deadline and all(p.poll() is None for p in procs):
+        time.sleep(0.05)
+    (ready / "go").touch()
+    outputs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0] * len(procs), [err[-1500:] for _, err in outputs]
+    digests = set()
+    for out, _ in outputs:
+        inputs = client.get_run(out.strip()).inputs.dataset_inputs
+        assert [i.dataset.name for i in inputs] == ["race"]
+        digests.add(inputs[0].dataset.digest)
+    assert len(digests) == 1
