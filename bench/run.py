@@ -43,7 +43,7 @@ class Settings:
     quick: bool
 
 
-FULL = Settings(epochs=30, sweep_epochs=10, limit=None, repeats=2, fake_runs=1000, sweep_lrs=SWEEP_LRS, quick=False)
+FULL = Settings(epochs=30, sweep_epochs=10, limit=None, repeats=3, fake_runs=1000, sweep_lrs=SWEEP_LRS, quick=False)
 # Smoke run: every row, tiny work (a 2-job sweep, so that it stays near a minute or two).
 QUICK = Settings(epochs=1, sweep_epochs=1, limit=2000, repeats=1, fake_runs=20, sweep_lrs=SWEEP_LRS[:2], quick=True)
 

@@ -5,6 +5,7 @@ Every sweep here is the real CLI in a subprocess, 1,000 images, 2 epochs, a fres
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -194,14 +195,19 @@ def test_identical_sweep_adds_no_runs(lr_sweep: dict) -> None:
 
 @pytest.mark.slow
 def test_joblib_jobs_log_complete_runs(tmp_path: Path) -> None:
-    """Two processes write to one SQLite store at once: every epoch of every job is there."""
+    """Two processes write to one SQLite store at once: every epoch of every job is there. The workers were
+    started and warmed up while the parent run was created (sweeplab.prewarm), and the jobs still found
+    their parent (passed through hydra.job.env_set, not the workers' environment at start)."""
     env, client = fresh_store(tmp_path)
     done = run_cli(
-        ["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "lr=0.02,0.05", "epochs=2", *TINY],
+        ["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "lr=0.02,0.05", "epochs=2",
+         "hydra.sweep.dir=swept", *TINY],
         cwd=tmp_path,
         env=env,
-    )
+    )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
+    reports = [json.loads(p.read_text()) for p in sorted((tmp_path / "swept").glob("*/sweeplab_job.json"))]
+    assert [r["warm_worker"] for r in reports] == [True, True]
     (parent,) = parents(client)
     assert parent.info.status == "FINISHED"
     kids = children(client, parent.info.run_id)

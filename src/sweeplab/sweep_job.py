@@ -18,6 +18,7 @@ from omegaconf import DictConfig
 from sweeplab import tracking
 from sweeplab.config import config_hash
 from sweeplab.errors import ArtifactWriteError, TrackingError
+from sweeplab.prewarm import worker_was_warmed
 from sweeplab.runtime import raise_if_terminated
 from sweeplab.sweeps import AXES_ENV, SIZE_ENV
 
@@ -62,14 +63,16 @@ def parallel_jobs(launcher: DictConfig, sweep_size: int) -> int:
     return max(1, min(running, sweep_size or running))
 
 
-def job_threads(sweep_size: int) -> int | None:
+def job_threads(sweep_size: int, launcher: DictConfig | None = None) -> int | None:
     """TensorFlow threads for a job when training.threads is null: cores shared by the jobs running at once.
 
-    None (TensorFlow's default: every core) for one job at a time.
+    None (TensorFlow's default: every core) for one job at a time. `launcher`: hydra.launcher (by default,
+    this job's).
     """
-    from hydra.core.hydra_config import HydraConfig
+    if launcher is None:
+        from hydra.core.hydra_config import HydraConfig
 
-    launcher = HydraConfig.get().launcher
+        launcher = HydraConfig.get().launcher
     if launcher.get("cpus_per_task"):  # submitit: what the scheduler gives each job
         return int(launcher.cpus_per_task)
     running = parallel_jobs(launcher, sweep_size)
@@ -111,6 +114,7 @@ def run_job(cfg: DictConfig) -> float:
         "run_id": None,
         "status": None,  # how the job ended when it ended before its run could say so
         "error": None,
+        "warm_worker": worker_was_warmed(),  # a joblib worker warmed up while the sweep started
     }
     try:
         raise_if_terminated()  # a SIGTERM whose exception was swallowed between jobs still stops the sweep

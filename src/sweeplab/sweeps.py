@@ -5,8 +5,10 @@ process that launches the jobs:
 
 - before any job, it expands the sweep exactly as Hydra's basic sweeper does, composes every job and
   refuses a bad value with one line (exit 2), so no run exists for a sweep that cannot work;
+- on the joblib launcher, it starts the worker processes and has them import TensorFlow and MLflow
+  meanwhile (sweeplab.prewarm);
 - it creates (or, for the identical sweep, reopens) the parent run with MlflowClient and hands its id to
-  the jobs through SWEEPLAB_PARENT_RUN_ID, which every launcher passes on to its worker processes;
+  the jobs through SWEEPLAB_PARENT_RUN_ID, set in every job's process by Hydra (hydra.job.env_set);
 - at the end (normal, failed job, Ctrl-C or SIGTERM) it writes the summary and ends the parent run.
 
 The job side (resume, threads, per-job report) is sweeplab.sweep_job; the table and plot, sweep_summary.
@@ -22,7 +24,7 @@ import json
 import os
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,12 +32,13 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 from omegaconf.errors import OmegaConfBaseException
 
-from sweeplab import tracking
+from sweeplab import prewarm, tracking
 from sweeplab.config import ConfigError, config_hash, validate
 from sweeplab.errors import TrackingError
+from sweeplab.prewarm import WarmUp
 from sweeplab.runtime import handle_sigterm
 
 if TYPE_CHECKING:  # MLflow is imported when a multirun starts: a single run imports it in the background
@@ -54,6 +57,7 @@ class Job:
     num: int
     overrides: list[str]
     config_hash: str
+    warm_up: WarmUp | None = None  # what its process loads first (backend, threads, dataset)
 
     def label(self, axes: list[str]) -> str:
         """What varies in this job, e.g. 'lr=0.01 seed=1'."""
@@ -127,6 +131,8 @@ def without_hydra(config: DictConfig) -> DictConfig:
 
 def plan(config: DictConfig) -> Sweep:
     """Expand and compose every job and validate it; raise ConfigError (one line) at the first bad one."""
+    from sweeplab.sweep_job import job_threads
+
     try:
         axes, job_overrides = expand(config)
     except (HydraException, OmegaConfBaseException, ValueError) as err:
@@ -143,7 +149,12 @@ def plan(config: DictConfig) -> Sweep:
             raise ConfigError(f"{where}: {err}") from err
         except (HydraException, OmegaConfBaseException, ValueError) as err:
             raise ConfigError(f"{where}: {_first_line(err)}") from err
-        jobs.append(Job(num=num, overrides=list(overrides), config_hash=config_hash(job_cfg)))
+        warm_up = WarmUp(
+            backend=job_cfg.backend,
+            threads=job_cfg.training.threads or job_threads(len(job_overrides), config.hydra.launcher),
+            data=(job_cfg.data.name, job_cfg.data.path),
+        )
+        jobs.append(Job(num=num, overrides=list(overrides), config_hash=config_hash(job_cfg), warm_up=warm_up))
     choices = config.hydra.runtime.get("choices") or {}
     name = choices.get("sweeps") or "sweep " + " ".join(axes)
     return Sweep(
@@ -219,6 +230,20 @@ def close_stale_children(client: MlflowClient, exp_id: str, parent_run_id: str) 
         client.set_terminated(run.info.run_id, RunStatus.to_string(RunStatus.KILLED))
 
 
+def pass_to_jobs(config: DictConfig, env: dict[str, str]) -> None:
+    """Set `env` in this process and in every job's, wherever the launcher runs it.
+
+    Through hydra.job.env_set: each launcher composes a job from the sweep's hydra overrides and Hydra sets
+    env_set around the job, in a joblib worker started before the parent run existed as in a submitit or
+    Slurm job. (A process started later inherits os.environ as well.)
+    """
+    os.environ.update(env)
+    with read_write(config), open_dict(config):
+        for key, value in env.items():
+            quoted = value.replace("\\", "\\\\").replace("'", "\\'")
+            config.hydra.overrides.hydra.append(f"++hydra.job.env_set.{key}='{quoted}'")
+
+
 class SweepCallback(Callback):
     """hydra.callbacks entry: plans the sweep, owns its parent run, writes its summary."""
 
@@ -236,24 +261,32 @@ class SweepCallback(Callback):
         # parent run must not start, so every failure here stops it with one line.
         try:
             sweep = plan(config)
-        except ConfigError as err:
+            uri = tracking.check_store(config.tracking)  # a server that does not answer: refused here
+        except (ConfigError, TrackingError) as err:
             refuse(str(err))
+        self.start_workers(config, sweep, uri)  # joblib: they import TensorFlow and MLflow meanwhile
         from mlflow.tracking import MlflowClient
 
         try:
-            uri = tracking.connect(config.tracking)
-            client = MlflowClient(uri)
-            with tracking.sqlite_init_lock(uri):  # a fresh store is created here (other sweeps may race)
+            tracking.connect(config.tracking)
+            with tracking.sqlite_init_lock(uri):  # a fresh store is created here (warm workers, sweeps may race)
+                client = MlflowClient(uri)
                 self.experiment_id, self.parent_run_id = open_parent(client, sweep)
         except TrackingError as err:
+            prewarm.stop_workers()
             refuse(str(err))
         except Exception as err:  # noqa: BLE001 (the store: unreachable server, locked or broken database)
+            prewarm.stop_workers()
             refuse(f"the sweep's parent run could not be created in the MLflow store: {_first_line(err)}")
         self.sweep, self.client = sweep, client
-        # Environment, not config: launchers copy it into every worker process (loky, submitit, Slurm).
-        os.environ[tracking.PARENT_RUN_ENV] = self.parent_run_id
-        os.environ[SIZE_ENV] = str(len(sweep.jobs))
-        os.environ[AXES_ENV] = ",".join(sweep.axes)
+        pass_to_jobs(
+            config,
+            {
+                tracking.PARENT_RUN_ENV: self.parent_run_id,
+                SIZE_ENV: str(len(sweep.jobs)),
+                AXES_ENV: ",".join(sweep.axes),
+            },
+        )
         atexit.register(self.close)  # also on a failed job (Hydra exits 1 before on_multirun_end) or Ctrl-C
         print(
             f"sweeplab: sweep '{sweep.name}' of {len(sweep.jobs)} jobs -> parent run {self.parent_run_id} "
@@ -261,10 +294,18 @@ class SweepCallback(Callback):
             flush=True,
         )
 
+    @staticmethod
+    def start_workers(config: DictConfig, sweep: Sweep, store_uri: str) -> None:
+        from sweeplab.sweep_job import parallel_jobs
+
+        launcher = config.hydra.launcher
+        common = WarmUp.common([job.warm_up for job in sweep.jobs if job.warm_up is not None])
+        prewarm.start(launcher, parallel_jobs(launcher, len(sweep.jobs)), replace(common, store_uri=store_uri))
+
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         self.reached_end = True
         self.close()
-        stop_idle_workers()
+        prewarm.stop_workers()
 
     def close(self) -> None:
         """Summarise and end the parent run, once; never leaves it (or a child) RUNNING."""
@@ -290,15 +331,3 @@ class SweepCallback(Callback):
         finally:
             with contextlib.suppress(Exception):
                 self.client.set_terminated(self.parent_run_id, status)
-
-
-def stop_idle_workers() -> None:
-    """Stop the joblib launcher's worker processes once every job has returned.
-
-    They are idle and hold nothing (their runs are ended and stored), but left alone they exit only when
-    this process does, each tearing TensorFlow down (about 2 s) while this process waits for them.
-    """
-    loky = sys.modules.get("joblib.externals.loky.reusable_executor")
-    executor = getattr(loky, "_executor", None)  # the launcher's reusable executor, if this process made one
-    if executor is not None:
-        executor.shutdown(wait=True, kill_workers=True)

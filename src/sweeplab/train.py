@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import tempfile
 import time
 import warnings
@@ -99,23 +100,30 @@ def log_model(model: Any, example: np.ndarray) -> None:
 
     # A direct call, not predict(): predict would compile a step for this batch shape only for this.
     signature = infer_signature(example, keras.ops.convert_to_numpy(model(example, training=False)))
-    # MLflow checks the input example by predicting through Keras, which would draw a progress bar.
+    # MLflow checks the input example by predicting through Keras, which would draw a progress bar; with
+    # interactive logging off Keras sends it to absl's logger at INFO instead, which Hydra's logging prints.
     keras.config.disable_interactive_logging()
+    absl_logger = logging.getLogger("absl")
+    level = absl_logger.level
+    absl_logger.setLevel(logging.WARNING)
     # Explicit requirements: inferring them starts a subprocess that loads the model again.
     requirements = [f"keras=={keras.__version__}", f"mlflow=={mlflow.__version__}"]
-    if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
-        from mlflow import tensorflow as mlflow_tensorflow
+    try:
+        if keras.backend.backend() == "tensorflow":
+            import tensorflow as tf
+            from mlflow import tensorflow as mlflow_tensorflow
 
-        requirements.append(f"tensorflow=={tf.__version__}")
-        mlflow_tensorflow.log_model(
-            model, name="model", signature=signature, input_example=example, pip_requirements=requirements
-        )
-    else:
-        from mlflow import keras as mlflow_keras
+            requirements.append(f"tensorflow=={tf.__version__}")
+            mlflow_tensorflow.log_model(
+                model, name="model", signature=signature, input_example=example, pip_requirements=requirements
+            )
+        else:
+            from mlflow import keras as mlflow_keras
 
-        mlflow_keras.log_model(model, name="model", signature=signature, pip_requirements=requirements)
-    keras.config.enable_interactive_logging()
+            mlflow_keras.log_model(model, name="model", signature=signature, pip_requirements=requirements)
+    finally:
+        keras.config.enable_interactive_logging()
+        absl_logger.setLevel(level)
 
 
 def log_outputs(cfg: DictConfig, model: Any, data: Dataset, history: pd.DataFrame, folder: Path) -> pd.DataFrame:
