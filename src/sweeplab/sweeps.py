@@ -41,7 +41,7 @@ from sweeplab.errors import TrackingError
 from sweeplab.prewarm import WarmUp
 from sweeplab.runtime import handle_sigterm
 
-if TYPE_CHECKING:  # MLflow is imported when a multirun starts: a single run imports it in the background
+if TYPE_CHECKING:  # MLflow is imported once the sweep's jobs are validated (and its workers started)
     from mlflow.tracking import MlflowClient
 
 SIZE_ENV = "SWEEPLAB_SWEEP_SIZE"  # jobs in the sweep, for "job i/N"
