@@ -34,7 +34,7 @@ run: setup ## train the baseline (30 epochs) into mlruns/; ARGS="lr=0.05 ..." fo
 # A test file goes to one worker (its module fixtures are built once); tests/conftest.py shares small_sweep.
 PYTEST_WORKERS ?= -n 2 --dist loadfile
 
-test: setup ## run the test suite (real Keras, real MLflow; about 7 min on 2 cores)
+test: setup ## run the test suite (real Keras, real MLflow; 7 to 8 min on 2 cores)
 	$(BIN)/python -m pytest $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 lint: setup ## ruff check and format check
@@ -45,7 +45,7 @@ ui: setup ## open the MLflow UI on the project's store at http://127.0.0.1:$(UI_
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db --default-artifact-root ./mlruns \
 	  --host 127.0.0.1 --port $(UI_PORT)
 
-bench: setup ## benchmark against the plain Keras script (about 13 min on 2 cores; table in bench/results/)
+bench: setup ## benchmark against the plain Keras script (about 17 min on 2 cores; table in bench/results/)
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
 bench-quick: setup ## smoke run of the benchmark (tiny data, 1 epoch, about 2 min)
