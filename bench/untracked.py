@@ -15,12 +15,13 @@ from pathlib import Path
 from hydra import compose, initialize_config_dir
 
 from sweeplab.config import register_configs, validate
-from sweeplab.runtime import exit_quickly, quiet_tensorflow
+from sweeplab.runtime import exit_quickly, pause_gc, quiet_tensorflow
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 
 
 def main(overrides: list[str]) -> None:
+    pause_gc()  # as sweep.py does, until fresh_start
     register_configs()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = compose(config_name="config", overrides=overrides)

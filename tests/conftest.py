@@ -10,12 +10,13 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import mlflow
 import pytest
 from hydra import compose, initialize_config_dir
 from mlflow.tracking import MlflowClient
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF_DIR = ROOT / "conf"
@@ -103,6 +104,22 @@ def compose_cfg() -> Iterator[Callable[..., DictConfig]]:
     register_configs()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         yield lambda *overrides: compose(config_name="config", overrides=list(overrides))
+
+
+def run_child(code: str, cfg: DictConfig) -> Any:
+    """Run `code` in a fresh process (a Keras backend is fixed per process) with the resolved `cfg` as YAML on
+    stdin; it prints one line `RESULT <json>`, returned here parsed."""
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        input=OmegaConf.to_yaml(cfg, resolve=True),
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    line = next(x for x in proc.stdout.splitlines() if x.startswith("RESULT "))
+    return json.loads(line.removeprefix("RESULT "))
 
 
 def experiment_runs(client: MlflowClient, experiment: str = "fashion_mnist") -> list:

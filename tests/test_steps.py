@@ -8,15 +8,10 @@ the full data ends (55,000 = 1,718 x 32 + 24).
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-
 import numpy as np
 import pytest
-from omegaconf import OmegaConf
 
+from conftest import run_child
 from sweeplab.config import config_hash
 
 CHILD = """
@@ -63,17 +58,7 @@ def test_fused_steps_give_the_same_training_as_keras_steps(compose_cfg, backend:
     cfg = compose_cfg(
         f"backend={backend}", f"training.jit_compile={jit}", "data.limit=2024", "data.validation_size=500", "epochs=2"
     )
-    proc = subprocess.run(
-        [sys.executable, "-c", CHILD],
-        input=OmegaConf.to_yaml(cfg, resolve=True),
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    line = next(x for x in proc.stdout.splitlines() if x.startswith("RESULT "))
-    keras_step, fused = json.loads(line.removeprefix("RESULT ")).values()
+    keras_step, fused = run_child(CHILD, cfg).values()
 
     steps_per_epoch = -(-2024 // 32)  # 64: 63 full minibatches and one of 8 images
     assert keras_step["iterations"] == fused["iterations"] == 2 * steps_per_epoch

@@ -197,21 +197,23 @@ def test_identical_sweep_adds_no_runs(lr_sweep: dict) -> None:
 def test_joblib_jobs_log_complete_runs(tmp_path: Path) -> None:
     """Two processes write to one SQLite store at once: every epoch of every job is there. The workers were
     started and warmed up while the parent run was created (sweeplab.prewarm), and the jobs still found
-    their parent (passed through hydra.job.env_set, not the workers' environment at start)."""
+    their parent (passed through hydra.job.env_set, not the workers' environment at start). The third job
+    runs in a worker that already ran one: it takes that job's compiled model (sweeplab.compiled)."""
     env, client = fresh_store(tmp_path)
     done = run_cli(
-        ["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "lr=0.02,0.05", "epochs=2",
+        ["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "lr=0.02,0.05,0.1", "epochs=2",
          "hydra.sweep.dir=swept", *TINY],
         cwd=tmp_path,
         env=env,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     reports = [json.loads(p.read_text()) for p in sorted((tmp_path / "swept").glob("*/sweeplab_job.json"))]
-    assert [r["warm_worker"] for r in reports] == [True, True]
+    assert [r["warm_worker"] for r in reports] == [True, True, True]
+    assert [r["reused_compiled"] for r in reports] == [False, False, True]
     (parent,) = parents(client)
     assert parent.info.status == "FINISHED"
     kids = children(client, parent.info.run_id)
-    assert sorted(r.data.params["lr"] for r in kids) == ["0.02", "0.05"]
+    assert sorted(r.data.params["lr"] for r in kids) == ["0.02", "0.05", "0.1"]
     for run in kids:
         assert run.info.status == "FINISHED"
         assert run.data.params["training.threads"] == str(max(1, (os.cpu_count() or 1) // 2))

@@ -20,7 +20,7 @@ from sweeplab.backend import select_backend
 from sweeplab.config import ConfigError, register_configs, validate
 from sweeplab.data import DataError
 from sweeplab.errors import ArtifactWriteError, TrackingError, TrackingLost
-from sweeplab.runtime import exit_quickly, handle_sigterm, quiet_tensorflow
+from sweeplab.runtime import exit_quickly, handle_sigterm, pause_gc, quiet_tensorflow
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 
@@ -111,7 +111,9 @@ def main(cfg: DictConfig) -> float:
 def run() -> NoReturn:
     """`python sweep.py`: main(), then the process ends without the interpreter's teardown (2 s with
     TensorFlow loaded). An exception other than SystemExit (Hydra turns a job's errors into one) ends it
-    the usual way, with its traceback."""
+    the usual way, with its traceback. The garbage collector pauses until the job has imported what it
+    needs (sweeplab.runtime.pause_gc)."""
+    pause_gc()
     try:
         main()
     except SystemExit as done:

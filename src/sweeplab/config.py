@@ -54,6 +54,7 @@ class TrainingConfig:
     jit_compile: bool = True
     fused_steps: int = 32
     steps_per_execution: int = 32
+    reuse_compiled: bool = True
     threads: int | None = None
     verbose: str = "auto"
     predict_samples: int = 3
@@ -213,8 +214,9 @@ def _validate_training(training: DictConfig) -> None:
 
 # Keys that change how or where a run is recorded, not what it computes.
 _NOT_IDENTITY = ("tracking", "force", "sweeps", "tuner", "hydra")
-# fused_steps gives the same updates (tests/test_steps.py): runs with and without it are the same job.
-_NOT_IDENTITY_TRAINING = ("threads", "verbose", "fused_steps")
+# fused_steps and reuse_compiled give the same updates (tests/test_steps.py, tests/test_compiled.py): runs with
+# and without them are the same job.
+_NOT_IDENTITY_TRAINING = ("threads", "verbose", "fused_steps", "reuse_compiled")
 
 
 def identity(cfg: DictConfig) -> dict[str, Any]:

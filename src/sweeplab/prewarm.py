@@ -91,6 +91,9 @@ def warm(warm_up: WarmUp) -> bool:
     """In a worker: import (and load) what the first job needs; True when it all went through."""
     global _warmed
     _warmed = True
+    from sweeplab.runtime import pause_gc
+
+    pause_gc()  # until the first job's fresh_start: the imports here are most of a worker's
     try:
         _warm(warm_up)
     except BaseException:  # noqa: BLE001 - the job runs into it again and reports it

@@ -115,6 +115,7 @@ def run_job(cfg: DictConfig) -> float:
         "status": None,  # how the job ended when it ended before its run could say so
         "error": None,
         "warm_worker": worker_was_warmed(),  # a joblib worker warmed up while the sweep started
+        "reused_compiled": False,  # took the compiled model of the previous job in this worker
     }
     try:
         raise_if_terminated()  # a SIGTERM whose exception was swallowed between jobs still stops the sweep
@@ -135,7 +136,7 @@ def run_job(cfg: DictConfig) -> float:
         from sweeplab.train import run
 
         result = run(cfg)
-        report["run_id"] = result.run_id
+        report.update(run_id=result.run_id, reused_compiled=result.reused_compiled)
         return result.metrics["val_accuracy"]
     except BaseException as exc:
         # Ctrl-C or SIGTERM (runtime.Terminated) kills the job; anything else fails it.

@@ -39,7 +39,7 @@ from sweeplab import prewarm, tracking
 from sweeplab.config import ConfigError, config_hash, validate
 from sweeplab.errors import TrackingError
 from sweeplab.prewarm import WarmUp
-from sweeplab.runtime import handle_sigterm
+from sweeplab.runtime import handle_sigterm, resume_gc
 
 if TYPE_CHECKING:  # MLflow is imported once the sweep's jobs are validated (and its workers started)
     from mlflow.tracking import MlflowClient
@@ -80,6 +80,9 @@ class Sweep:
         """Same jobs in the same experiment = same sweep, whatever the order, folder or time."""
         text = json.dumps({"experiment": self.experiment, "jobs": sorted(j.config_hash for j in self.jobs)})
         return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+BASIC_LAUNCHER = "hydra._internal.core_plugins.basic_launcher.BasicLauncher"  # runs the jobs in this process
 
 
 def refuse(message: str) -> None:
@@ -279,6 +282,8 @@ class SweepCallback(Callback):
             prewarm.stop_workers()
             refuse(f"the sweep's parent run could not be created in the MLflow store: {_first_line(err)}")
         self.sweep, self.client = sweep, client
+        if str(config.hydra.launcher.get("_target_", "")) != BASIC_LAUNCHER:
+            resume_gc()  # this process's imports are done; with the basic launcher, its first job ends the pause
         pass_to_jobs(
             config,
             {

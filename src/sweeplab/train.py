@@ -33,6 +33,7 @@ class RunResult:
     experiment_id: str
     metrics: dict[str, float]
     history: pd.DataFrame = field(repr=False)
+    reused_compiled: bool = False  # the compiled model of an earlier job in this process (sweeplab.compiled)
 
 
 def compile_model(cfg: DictConfig, data: Dataset) -> Any:
@@ -186,6 +187,8 @@ def run(cfg: DictConfig) -> RunResult:
     """Validate, load data, train, evaluate and record everything in one MLflow run."""
     import mlflow
 
+    from sweeplab import compiled
+
     validate(cfg)
     experiment_id = tracking.configure(cfg.tracking)
     data = load_dataset(cfg.data)
@@ -198,7 +201,10 @@ def run(cfg: DictConfig) -> RunResult:
         print(f"sweeplab: run '{name}' ({run_id}) in experiment '{cfg.tracking.experiment}'", flush=True)
         mlflow.log_params(tracking.flat_params(cfg))
         log_dataset(data)
-        model = compile_model(cfg, data)
+        model = compiled.take(cfg, data)
+        reused = model is not None
+        if model is None:
+            model = compile_model(cfg, data)
 
         started = time.perf_counter()
         history = fit(cfg, model, data)
@@ -217,6 +223,7 @@ def run(cfg: DictConfig) -> RunResult:
             samples = log_outputs(cfg, model, data, history, Path(tmp))
         if cfg.tracking.log_model:
             log_model(model, data.x_test[: max(1, cfg.training.predict_samples)])
+    compiled.keep(cfg, data, model)  # for the next job in this process, now that this run is recorded
 
     print(samples[["index", "true", "predicted", "probability"]].to_string(index=False))
     print(
@@ -224,4 +231,4 @@ def run(cfg: DictConfig) -> RunResult:
         f"in {train_time:.1f} s -> {tracking.ui_url(experiment_id, run_id)} (make ui)",
         flush=True,
     )
-    return RunResult(run_id=run_id, experiment_id=experiment_id, metrics=metrics, history=history)
+    return RunResult(run_id, experiment_id, metrics, history, reused_compiled=reused)
