@@ -88,7 +88,6 @@ def _reset(model: Any, cfg: DictConfig, data: Dataset) -> None:
 
     fresh = build_mlp(data.input_shape, hidden_units(cfg), cfg.activation, data.num_classes)
     model.set_weights(fresh.get_weights())
-    model.reset_metrics()  # the last evaluation's totals (fit resets them too; this keeps the model clean)
     optimizer = build_optimizer(cfg)  # this job's learning rate, and the optimizer's initial state
     optimizer.build(model.trainable_variables)
     for kept, new in zip(model.optimizer.variables, optimizer.variables, strict=True):
