@@ -9,9 +9,10 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from types import FrameType
-from typing import NoReturn
+from typing import Any, NoReturn
 
 
 class Terminated(KeyboardInterrupt):
@@ -115,6 +116,18 @@ def fresh_start(seed: int) -> None:
     resume_gc()
     keras.backend.clear_session()
     keras.utils.set_random_seed(seed)
+
+
+def in_background(name: str, work: Callable[..., Any], *args: Any, **kwargs: Any) -> Future:
+    """Start `work(*args, **kwargs)` on a thread of its own; the future gives its result or raises what it raised.
+
+    For Python work that can run while the main thread is in TensorFlow's compiled code, which releases
+    Python's lock (an XLA compile, an epoch): it then takes the core that the main thread leaves idle.
+    """
+    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"sweeplab-{name}")
+    future = executor.submit(work, *args, **kwargs)
+    executor.shutdown(wait=False)  # the thread ends with its one task
+    return future
 
 
 def exit_quickly(code: int | str | None) -> NoReturn:

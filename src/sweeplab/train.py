@@ -6,6 +6,8 @@ import logging
 import tempfile
 import time
 import warnings
+from concurrent import futures
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from sweeplab import tracking
 from sweeplab.config import hidden_units, validate
 from sweeplab.data import Dataset, load_dataset
-from sweeplab.runtime import configure_threads, fresh_start
+from sweeplab.runtime import configure_threads, fresh_start, in_background
 from sweeplab.steps import fit_batch_size, fuse_steps
 
 # MLflow and matplotlib are imported where they are used, so that bench/untracked.py can use this module.
@@ -88,6 +90,31 @@ def predictions_table(probabilities: np.ndarray, data: Dataset) -> pd.DataFrame:
     return pd.concat([table, per_class], axis=1)
 
 
+def model_requirements() -> list[str]:
+    """The logged model's pip requirements, given: inferring them starts a subprocess that loads the model."""
+    import keras
+    import mlflow
+
+    requirements = [f"keras=={keras.__version__}", f"mlflow=={mlflow.__version__}"]
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        requirements.append(f"tensorflow=={tf.__version__}")
+    return requirements
+
+
+def prepare_model_logging() -> Future:
+    """Do ahead, on another thread while the model trains, what MLflow's log_model would do first.
+
+    Before it saves a model, MLflow checks its requirements against the installed packages, for which it
+    maps every installed distribution to its modules once per process (0.25 s here, all Python). Training
+    leaves Python's lock free most of the time, so the map is built beside it, by MLflow's own check.
+    """
+    from mlflow.utils.requirements_utils import warn_dependency_requirement_mismatches
+
+    return in_background("model-logging", warn_dependency_requirement_mismatches, model_requirements())
+
+
 def log_model(model: Any, example: np.ndarray) -> None:
     """Log the Keras model with signature and input example, loadable by mlflow.pyfunc.load_model.
 
@@ -96,7 +123,6 @@ def log_model(model: Any, example: np.ndarray) -> None:
     has not created yet (MLflow 3.17).
     """
     import keras
-    import mlflow
     from mlflow.models import infer_signature
 
     # A direct call, not predict(): predict would compile a step for this batch shape only for this.
@@ -107,14 +133,11 @@ def log_model(model: Any, example: np.ndarray) -> None:
     absl_logger = logging.getLogger("absl")
     level = absl_logger.level
     absl_logger.setLevel(logging.WARNING)
-    # Explicit requirements: inferring them starts a subprocess that loads the model again.
-    requirements = [f"keras=={keras.__version__}", f"mlflow=={mlflow.__version__}"]
+    requirements = model_requirements()
     try:
         if keras.backend.backend() == "tensorflow":
-            import tensorflow as tf
             from mlflow import tensorflow as mlflow_tensorflow
 
-            requirements.append(f"tensorflow=={tf.__version__}")
             mlflow_tensorflow.log_model(
                 model, name="model", signature=signature, input_example=example, pip_requirements=requirements
             )
@@ -206,6 +229,7 @@ def run(cfg: DictConfig) -> RunResult:
         if model is None:
             model = compile_model(cfg, data)
 
+        preparing = prepare_model_logging() if cfg.tracking.log_model else None
         started = time.perf_counter()
         history = fit(cfg, model, data)
         train_time = time.perf_counter() - started
@@ -221,7 +245,8 @@ def run(cfg: DictConfig) -> RunResult:
         mlflow.log_metrics({k: metrics[k] for k in ("test_loss", "test_accuracy", "param_count", "train_time")})
         with tempfile.TemporaryDirectory() as tmp:
             samples = log_outputs(cfg, model, data, history, Path(tmp))
-        if cfg.tracking.log_model:
+        if preparing is not None:
+            futures.wait([preparing])  # a failure there is log_model's to report, if it fails again
             log_model(model, data.x_test[: max(1, cfg.training.predict_samples)])
     compiled.keep(cfg, data, model)  # for the next job in this process, now that this run is recorded
 
