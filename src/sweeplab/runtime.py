@@ -121,8 +121,9 @@ def fresh_start(seed: int) -> None:
 def in_background(name: str, work: Callable[..., Any], *args: Any, **kwargs: Any) -> Future:
     """Start `work(*args, **kwargs)` on a thread of its own; the future gives its result or raises what it raised.
 
-    For Python work that can run while the main thread is in TensorFlow's compiled code, which releases
-    Python's lock (an XLA compile, an epoch): it then takes the core that the main thread leaves idle.
+    For Python work that can run while the main thread trains: an epoch spends most of its time in
+    TensorFlow's compiled code, which releases Python's lock. (XLA's compile does not release it enough to
+    hide work behind it: docs/performance.md, "Tried and reverted".)
     """
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"sweeplab-{name}")
     future = executor.submit(work, *args, **kwargs)
