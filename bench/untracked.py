@@ -1,34 +1,34 @@
 """The tracked run's training with MLflow switched off: the "tracking off" side of the bench.
 
-Same config (composed by Hydra from conf/ with the same overrides), same data, threads, seed, model,
-compiled steps, fit with validation each epoch, evaluate and predict; no MLflow import, no callbacks
-that log, no artifacts. `python -m bench.untracked epochs=3 ...` takes sweep.py's overrides.
+A Hydra app over the same conf/ as sweep.py, so that Hydra's own job work (composing, the output folder
+and its .hydra/ files, logging) counts on both sides. Same data, threads, seed, model, compiled steps, fit
+with validation each epoch, evaluate and predict; no MLflow import, no callbacks that log, no artifacts.
+`python -m bench.untracked epochs=3 ...` takes sweep.py's overrides.
 """
 
 from __future__ import annotations
 
-import os
-import sys
 import time
 from pathlib import Path
 
-from hydra import compose, initialize_config_dir
+import hydra
+from omegaconf import DictConfig
 
+from sweeplab.backend import select_backend
 from sweeplab.config import register_configs, validate
-from sweeplab.runtime import exit_quickly, pause_gc, quiet_tensorflow
+from sweeplab.runtime import exit_quickly, handle_sigterm, pause_gc, quiet_tensorflow
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 
+register_configs()
 
-def main(overrides: list[str]) -> None:
-    pause_gc()  # as sweep.py does, until fresh_start
-    register_configs()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose(config_name="config", overrides=overrides)
+
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
+def main(cfg: DictConfig) -> None:
+    quiet_tensorflow()  # as sweeplab.cli.main, up to the run
+    handle_sigterm()
     validate(cfg)
-    if cfg.get("backend"):
-        os.environ["KERAS_BACKEND"] = str(cfg.backend)
-    quiet_tensorflow()
+    select_backend(cfg.backend, cfg.training.threads)
     from sweeplab.data import load_dataset
     from sweeplab.runtime import configure_threads, fresh_start
     from sweeplab.steps import fit_batch_size
@@ -55,5 +55,9 @@ def main(overrides: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    pause_gc()  # as sweep.py does (sweeplab.cli.run), until fresh_start
+    try:
+        main()
+    except SystemExit as done:
+        exit_quickly(done.code)
     exit_quickly(0)  # as sweep.py ends: the two sides differ only by MLflow

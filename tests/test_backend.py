@@ -1,5 +1,6 @@
 """`backend=tensorflow|jax`: refused when unknown or when the process already runs the other backend; a JAX
-run trains, logs its model, and the model predicts through mlflow.pyfunc."""
+run trains, logs its model, and the model predicts through mlflow.pyfunc; a Keras Tuner search on JAX
+continues and registers its best model."""
 
 from __future__ import annotations
 
@@ -41,4 +42,41 @@ def test_jax_run_logs_a_model_that_predicts(cli, client) -> None:
     model = mlflow.pyfunc.load_model(f"runs:/{run.info.run_id}/model")
     probabilities = np.asarray(model.predict(np.zeros((2, 28, 28), np.float32)))
     assert probabilities.shape == (2, 10)
+    assert np.allclose(probabilities.sum(axis=1), 1, atol=1e-4)
+
+
+@pytest.mark.slow
+def test_jax_search_continues_and_registers_a_model_that_predicts(cli, client) -> None:
+    """Keras Tuner on the JAX backend: every trial an MLflow run on JAX, a larger budget continues the same
+    search (only the new trial runs), and the registered best model predicts through mlflow.pyfunc."""
+    pytest.importorskip("jax")
+    search = [
+        "tuner=random",
+        "backend=jax",
+        "data.limit=500",
+        "data.validation_size=1000",
+        "epochs=2",
+        "tuner.max_epochs=2",
+        "training.verbose=0",
+        "tuner.registered_model=jax-mlp",
+    ]
+    first = cli(*search, "tuner.max_trials=2")
+    assert first.returncode == 0, first.stderr[-2000:]
+    again = cli(*search, "tuner.max_trials=3")
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "resuming random search" in again.stdout
+
+    runs = experiment_runs(client)
+    parents = [r for r in runs if r.data.tags.get("sweeplab.role") == "search"]
+    trials = [r for r in runs if r.data.tags.get("sweeplab.role") == "trial"]
+    assert [p.info.status for p in parents] == ["FINISHED"]
+    assert sorted(r.data.tags["sweeplab.trial_id"] for r in trials) == ["0", "1", "2"]  # each trial once
+    assert {(r.info.status, r.data.tags["keras.backend"]) for r in [*parents, *trials]} == {("FINISHED", "jax")}
+
+    import mlflow
+
+    version = max(int(v.version) for v in client.search_model_versions("name = 'jax-mlp'"))
+    model = mlflow.pyfunc.load_model(f"models:/jax-mlp/{version}")
+    probabilities = np.asarray(model.predict(np.zeros((3, 28, 28), np.float32)))
+    assert probabilities.shape == (3, 10)
     assert np.allclose(probabilities.sum(axis=1), 1, atol=1e-4)

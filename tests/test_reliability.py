@@ -95,6 +95,10 @@ def test_a_signal_mid_run_ends_it_killed_keeping_its_epochs(signum, tmp_path, st
          "training.steps_per_execution=1", "tracking.log_model=false", *LIGHT],
         cwd=tmp_path, env={**os.environ, "PYTHONUNBUFFERED": "1"},
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        # Ctrl-C reaches a program that a shell started in the foreground, where SIGINT is not ignored. A
+        # suite started in the background by a non-interactive shell (`make test &`) ignores SIGINT, and
+        # its subprocesses inherit that: Python then installs no KeyboardInterrupt handler at all.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )  # fmt: skip
     try:
         run = wait_for(lambda: (experiment_runs(client) or [None])[0], 120, "the run to start")

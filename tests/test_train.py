@@ -6,6 +6,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
@@ -235,3 +236,31 @@ def test_jobs_that_start_together_all_log_their_dataset(client, store, tmp_path)
         assert [i.dataset.name for i in inputs] == ["race"]
         digests.add(inputs[0].dataset.digest)
     assert len(digests) == 1
+
+
+@pytest.mark.parametrize(
+    "features",
+    [
+        np.random.default_rng(0).random((40, 28, 28), dtype=np.float32),  # more than MLflow's 10,000 values
+        np.random.default_rng(1).random((5, 28, 28), dtype=np.float32),  # fewer
+        np.random.default_rng(2).random((30, 28, 28), dtype=np.float32)[::2],  # not contiguous
+        np.random.default_rng(3).random((30, 28, 28), dtype=np.float32)[:, ::2, 3:],  # not contiguous within rows
+        np.arange(20_000, dtype=np.int64),  # one dimension
+        np.array(["a", None, 3], dtype=object),  # mixed objects
+        np.array([{"a": 1}, {"b": 2}, [1], (2,)], dtype=object),  # values pandas cannot hash: counted
+    ],
+)
+def test_dataset_digest_is_mlflows(features) -> None:
+    """The run's dataset digest (computed without MLflow's copy of the whole array) is MLflow's own, so that
+    datasets logged by sweeplab and by MLflow directly match in the UI."""
+    from mlflow.data.digest_utils import compute_numpy_digest
+
+    from sweeplab.tracking import numpy_digest
+
+    targets = np.arange(len(features)) % 10
+    assert numpy_digest(features, targets) == compute_numpy_digest(features, targets)
+    assert numpy_digest(features) == compute_numpy_digest(features)
+    if features.dtype != object:  # numbers: any change shows (unhashable objects are only counted)
+        changed = features.copy()
+        changed[0] = changed[1]
+        assert numpy_digest(changed, targets) != numpy_digest(features, targets)

@@ -244,6 +244,29 @@ def tracked_run(name: str, tags: dict[str, str]) -> Iterator[mlflow.ActiveRun]:
     mlflow.end_run(RunStatus.to_string(RunStatus.FINISHED))
 
 
+def numpy_digest(*arrays: Any) -> str:
+    """MLflow's digest of a NumPy dataset (`compute_numpy_digest(features, targets)`), without its copies.
+
+    MLflow hashes the first 10,000 values of each array, flattened, and the array's shape; but it flattens
+    with `ndarray.flatten()`, which copies the whole array to read those values: 172 MB and 0.2-0.4 s for
+    the 55,000 training images, on every run. Here only the leading rows are flattened (a view when the array is
+    contiguous), so the digest is MLflow's own at no cost (tests/test_train.py compares the two).
+    """
+    import numpy as np
+    import pandas as pd
+    from mlflow.data.digest_utils import MAX_ROWS, get_normalized_md5_digest
+
+    elements: list[Any] = []
+    for array in arrays:
+        head = np.ravel(array[:MAX_ROWS])[:MAX_ROWS] if np.ndim(array) else np.ravel(array)
+        try:
+            elements.append(pd.util.hash_array(head))
+        except TypeError:  # as MLflow: values pandas cannot hash count by their number
+            elements.append(np.int64(head.size))
+        elements.extend(np.int64(n) for n in np.shape(array))
+    return get_normalized_md5_digest(elements)
+
+
 def run_tags(cfg: DictConfig) -> dict[str, str]:
     return {**source_tags(), TAG_HASH: config_hash(cfg), "sweeplab.dataset": cfg.data.name}
 

@@ -194,7 +194,13 @@ def log_dataset(data: Dataset) -> None:
     with warnings.catch_warnings():
         # A local path "can be interpreted in multiple ways" by MLflow's source registry: all of them local.
         warnings.simplefilter("ignore", UserWarning)
-        dataset = mlflow.data.from_numpy(data.x_train, targets=data.y_train, source=data.source, name=data.name)
+        dataset = mlflow.data.from_numpy(
+            data.x_train,
+            targets=data.y_train,
+            source=data.source,
+            name=data.name,
+            digest=tracking.numpy_digest(data.x_train, data.y_train),
+        )
     for attempt in range(3):
         try:
             mlflow.log_input(dataset, context="training")

@@ -43,6 +43,7 @@ from sweeplab.hypermodel import MlpHyperModel
 from sweeplab.runtime import Terminated, configure_threads, fresh_start
 from sweeplab.search_space import SearchSpace, search_space
 from sweeplab.steps import fit_batch_size
+from sweeplab.train import EVAL_BATCH_SIZE
 
 TAG_PROJECT = "sweeplab.tuner_project"  # Keras Tuner project of a search: its parent and its trials
 TAG_ROLE = "sweeplab.role"  # "search" (parent) or "trial" (child)
@@ -395,6 +396,7 @@ def search(cfg: DictConfig) -> SearchResult | None:
             data.x_train,
             data.y_train,
             validation_data=(data.x_valid, data.y_valid),
+            validation_batch_size=EVAL_BATCH_SIZE,  # as train.fit: one compiled test step for validation and test
             epochs=cfg.tuner.max_epochs,
             batch_size=fit_batch_size(cfg.batch_size, cfg.training.fused_steps),
             callbacks=_early_stopping(cfg),
@@ -520,7 +522,7 @@ def summarize(cfg: DictConfig, tuner: Any, data: Dataset, parent: str, experimen
             }
         )
         model, history = retrain_best(best_cfg, data)
-        test = model.evaluate(data.x_test, data.y_test, batch_size=1024, verbose=0, return_dict=True)
+        test = model.evaluate(data.x_test, data.y_test, batch_size=EVAL_BATCH_SIZE, verbose=0, return_dict=True)
         metrics = {
             "best_score": best,
             "baseline_score": base,
