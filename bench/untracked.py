@@ -16,7 +16,7 @@ from omegaconf import DictConfig
 
 from sweeplab.backend import select_backend
 from sweeplab.config import register_configs, validate
-from sweeplab.runtime import exit_quickly, handle_sigterm, pause_gc, quiet_tensorflow
+from sweeplab.runtime import handle_sigterm, quiet_tensorflow
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 
@@ -55,9 +55,8 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    pause_gc()  # as sweep.py does (sweeplab.cli.run), until fresh_start
-    try:
-        main()
-    except SystemExit as done:
-        exit_quickly(done.code)
-    exit_quickly(0)  # as sweep.py ends: the two sides differ only by MLflow
+    # Started and ended as sweep.py is (garbage collector paused until fresh_start, no interpreter
+    # teardown): the two sides differ only by MLflow.
+    from sweeplab.cli import run
+
+    run(main)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -108,14 +109,14 @@ def main(cfg: DictConfig) -> float:
     return result.metrics["val_accuracy"]
 
 
-def run() -> NoReturn:
-    """`python sweep.py`: main(), then the process ends without the interpreter's teardown (2 s with
-    TensorFlow loaded). An exception other than SystemExit (Hydra turns a job's errors into one) ends it
-    the usual way, with its traceback. The garbage collector pauses until the job has imported what it
-    needs (sweeplab.runtime.pause_gc)."""
+def run(app: Callable[[], Any] | None = None) -> NoReturn:
+    """`python sweep.py`: main() (or another Hydra app, `app`), then the process ends without the
+    interpreter's teardown (2 s with TensorFlow loaded). An exception other than SystemExit (Hydra turns a
+    job's errors into one) ends it the usual way, with its traceback. The garbage collector pauses until the
+    job has imported what it needs (sweeplab.runtime.pause_gc)."""
     pause_gc()
     try:
-        main()
+        (app or main)()
     except SystemExit as done:
         exit_quickly(done.code)
     exit_quickly(0)
