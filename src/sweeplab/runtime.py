@@ -121,9 +121,10 @@ def fresh_start(seed: int) -> None:
 def in_background(name: str, work: Callable[..., Any], *args: Any, **kwargs: Any) -> Future:
     """Start `work(*args, **kwargs)` on a thread of its own; the future gives its result or raises what it raised.
 
-    For Python work that can run while the main thread trains: an epoch spends most of its time in
-    TensorFlow's compiled code, which releases Python's lock. (XLA's compile does not release it enough to
-    hide work behind it: docs/performance.md, "Tried and reverted".)
+    For work that can run while the main thread trains: an epoch spends most of its time in TensorFlow's
+    compiled code, which releases Python's lock. Waiting (a store's commit, a server's round trip) hides
+    there; CPU work does only where training leaves cores idle, and on 2 cores costs about its own CPU time
+    in epoch time (docs/performance.md, "Why 3% of a single run is out of reach here").
     """
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"sweeplab-{name}")
     future = executor.submit(work, *args, **kwargs)
