@@ -41,7 +41,7 @@ lint: setup ## ruff check and format check
 	$(BIN)/ruff check src tests bench sweep.py compare.py predict.py
 	$(BIN)/ruff format --check src tests bench sweep.py compare.py predict.py
 
-ui: setup ## open the MLflow UI on the project's store at http://127.0.0.1:$(UI_PORT)
+ui: setup ## open the MLflow UI on the project's store (mlruns/) at http://127.0.0.1:5000; UI_PORT=... for another port
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db --default-artifact-root ./mlruns \
 	  --host 127.0.0.1 --port $(UI_PORT)
 

@@ -14,9 +14,10 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from sweeplab.backend import select_backend
-from sweeplab.config import register_configs, validate
-from sweeplab.runtime import handle_sigterm, quiet_tensorflow
+from sweeplab.backend import quiet_tensorflow, select_backend
+from sweeplab.config import register_configs
+from sweeplab.signals import handle_signals
+from sweeplab.validate import validate
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 
@@ -25,13 +26,13 @@ register_configs()
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
 def main(cfg: DictConfig) -> None:
-    quiet_tensorflow()  # as sweeplab.cli.main, up to the run
-    handle_sigterm()
+    quiet_tensorflow()  # as sweeplab.cli.sweep.main, up to the run
+    handle_signals()
     validate(cfg)
     select_backend(cfg.backend, cfg.training.threads)
+    from sweeplab.backend import configure_threads, fresh_start
     from sweeplab.data import load_dataset
-    from sweeplab.runtime import configure_threads, fresh_start
-    from sweeplab.steps import fit_batch_size
+    from sweeplab.perf.fused_steps import fit_batch_size
     from sweeplab.train import EVAL_BATCH_SIZE, compile_model  # train imports MLflow only where it logs
 
     data = load_dataset(cfg.data)
@@ -57,6 +58,6 @@ def main(cfg: DictConfig) -> None:
 if __name__ == "__main__":
     # Started and ended as sweep.py is (garbage collector paused until fresh_start, no interpreter
     # teardown): the two sides differ only by MLflow.
-    from sweeplab.cli import run
+    from sweeplab.cli.sweep import run
 
     run(main)

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import mlflow
@@ -27,6 +28,31 @@ QUICK = ["data.limit=2000", "epochs=2", "training.verbose=2"]
 # For tests about tracking, sweeps and failures rather than the training path: 1,000 validation images and
 # no XLA compile (on this little data, compiling costs seconds of CPU per run and saves nothing).
 LIGHT = ["data.validation_size=1000", "training.jit_compile=false"]
+
+
+# CI (.ci/run, CI=true) installs every part the tests use: there a missing part is a failure, never a skip.
+ON_CI = os.environ.get("CI") == "true"
+
+
+def require(available: bool, what: str) -> None:
+    """Skip the test, saying `what` is missing, unless `available`; under CI=true fail instead of skipping."""
+    __tracebackhide__ = True
+    if available:
+        return
+    if ON_CI:
+        pytest.fail(f"{what} (CI=true: a missing part fails)", pytrace=False)
+    pytest.skip(what)
+
+
+def require_module(name: str) -> ModuleType:
+    """pytest.importorskip(name), with its reason, except that under CI=true a missing module fails."""
+    __tracebackhide__ = True
+    try:
+        return pytest.importorskip(name)
+    except pytest.skip.Exception as missing:
+        if ON_CI:
+            pytest.fail(f"{missing.msg} (CI=true: a missing part fails)", pytrace=False)
+        raise
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -7,9 +7,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import QUICK, experiment_runs
+from conftest import QUICK, experiment_runs, require_module
 from sweeplab.backend import select_backend
-from sweeplab.config import ConfigError, validate
+from sweeplab.errors import ConfigError
+from sweeplab.validate import validate
 
 
 def test_unknown_backend_is_refused(compose_cfg) -> None:
@@ -29,7 +30,7 @@ def test_backend_cannot_change_once_keras_is_loaded() -> None:
 
 @pytest.mark.slow
 def test_jax_run_logs_a_model_that_predicts(cli, client) -> None:
-    pytest.importorskip("jax")
+    require_module("jax")
     done = cli(*QUICK, "epochs=1", "backend=jax")
     assert done.returncode == 0, done.stderr[-2000:]
     (run,) = experiment_runs(client)
@@ -49,7 +50,7 @@ def test_jax_run_logs_a_model_that_predicts(cli, client) -> None:
 def test_jax_search_continues_and_registers_a_model_that_predicts(cli, client) -> None:
     """Keras Tuner on the JAX backend: every trial an MLflow run on JAX, a larger budget continues the same
     search (only the new trial runs), and the registered best model predicts through mlflow.pyfunc."""
-    pytest.importorskip("jax")
+    require_module("jax")
     search = [
         "tuner=random",
         "backend=jax",
@@ -67,7 +68,7 @@ def test_jax_search_continues_and_registers_a_model_that_predicts(cli, client) -
     assert "resuming random search" in again.stdout
 
     runs = experiment_runs(client)
-    parents = [r for r in runs if r.data.tags.get("sweeplab.role") == "search"]
+    parents = [r for r in runs if r.data.tags.get("sweeplab.role") == "study"]
     trials = [r for r in runs if r.data.tags.get("sweeplab.role") == "trial"]
     assert [p.info.status for p in parents] == ["FINISHED"]
     assert sorted(r.data.tags["sweeplab.trial_id"] for r in trials) == ["0", "1", "2"]  # each trial once

@@ -10,8 +10,10 @@ from mlflow.tracking import MlflowClient
 from PIL import Image
 
 from conftest import SWEEP_NAME, run_cli
-from sweeplab import compare_cli
-from sweeplab.compare import CompareError, compare_runs, load_runs, report_for_sweep
+from sweeplab.cli import compare as compare_cli
+from sweeplab.compare.analysis import compare_runs
+from sweeplab.compare.runs import load_runs, report_for_sweep
+from sweeplab.errors import CompareError
 
 
 def finished_children(sweep: dict) -> dict[str, list[dict]]:

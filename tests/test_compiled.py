@@ -1,4 +1,4 @@
-"""A job that takes the compiled model of an earlier job in its process (sweeplab.compiled) trains exactly as
+"""A job that takes the compiled model of an earlier job in its process (sweeplab.perf.compiled_cache) trains exactly as
 a freshly compiled model would.
 
 Each case runs `train.run` six times in one fresh process (the backend is fixed per process) on a real MLflow
@@ -13,7 +13,7 @@ from __future__ import annotations
 import pytest
 from mlflow.tracking import MlflowClient
 
-from conftest import run_child
+from conftest import require_module, run_child
 from sweeplab.config import config_hash
 
 CHILD = """
@@ -48,7 +48,7 @@ METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")
 @pytest.mark.parametrize("backend", ["tensorflow", "jax"])
 def test_reused_compiled_model_trains_as_a_fresh_one(compose_cfg, store: str, backend: str) -> None:
     if backend == "jax":
-        pytest.importorskip("jax")
+        require_module("jax")
     cfg = compose_cfg(
         f"backend={backend}", "data.limit=2024", "data.validation_size=1000", "epochs=2", "training.verbose=0",
         "tracking.log_model=false",

@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from sweeplab.config import KERAS_ACTIVATIONS, ConfigError, config_hash, hidden_units, learning_rate, validate
+from sweeplab.config import KERAS_ACTIVATIONS, config_hash, hidden_units, learning_rate
+from sweeplab.errors import ConfigError
+from sweeplab.validate import validate
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 OPTIMIZERS = sorted(p.stem for p in (CONF / "optimizer").glob("*.yaml"))

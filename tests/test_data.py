@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
-from conftest import MNIST_NPZ
-from sweeplab.config import ConfigError
-from sweeplab.data import DataError, keras_cache_dir, load_dataset
+from conftest import MNIST_NPZ, require
+from sweeplab.data import keras_cache_dir, load_dataset
+from sweeplab.errors import ConfigError, DataError
 
 
 def data_cfg(**overrides):
@@ -40,8 +40,8 @@ def test_user_folder_in_keras_layout(tmp_path) -> None:
     assert len(data.x_train) == 100 and data.source == str(folder)
 
 
-@pytest.mark.skipif(not MNIST_NPZ.exists(), reason=f"{MNIST_NPZ} is not here")
 def test_mnist_npz_through_the_same_path() -> None:
+    require(MNIST_NPZ.exists(), f"{MNIST_NPZ} is not here")
     data = load_dataset(
         data_cfg(name="mnist", path=str(MNIST_NPZ), validation_size=1000, class_names=[str(i) for i in range(10)])
     )

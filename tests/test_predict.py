@@ -11,7 +11,7 @@ from mlflow.tracking import MlflowClient
 from PIL import Image
 
 from conftest import run_cli
-from sweeplab import predict_cli
+from sweeplab.cli import predict as predict_cli
 from sweeplab.data import load_raw
 
 

@@ -64,7 +64,7 @@ def test_missing_and_corrupt_dataset_files_are_named(tmp_path, cli, client) -> N
 
 
 def test_unreachable_tracking_server_fails_fast_naming_it(cli) -> None:
-    from sweeplab.ui import free_port
+    from sweeplab.tracking.ui import free_port
 
     uri = f"http://127.0.0.1:{free_port()}"
     started = time.monotonic()

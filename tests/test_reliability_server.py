@@ -14,7 +14,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from conftest import ROOT, experiment_runs, run_cli
-from sweeplab.ui import UiServer, free_port, start_ui
+from sweeplab.tracking.ui import UiServer, free_port, start_ui
 
 HASH = "sweeplab.config_hash"
 PARENT = "mlflow.parentRunId"

@@ -13,7 +13,7 @@ CHILD = """
 import atexit, logging, sys, threading, time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from sweeplab.runtime import exit_quickly
+from sweeplab.perf.process import exit_quickly
 
 folder = Path(sys.argv[1])
 logging.basicConfig(filename=folder / "job.log", level=logging.INFO)
@@ -44,7 +44,8 @@ def test_quick_exit_keeps_status_output_handlers_and_threads(tmp_path: Path, cod
 
 GC_CHILD = """
 import gc, weakref
-from sweeplab.runtime import fresh_start, pause_gc
+from sweeplab.backend import fresh_start
+from sweeplab.perf.process import pause_gc
 
 pause_gc()
 import keras  # TensorFlow: most of a job's imports

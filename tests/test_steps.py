@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import run_child
+from conftest import require_module, run_child
 from sweeplab.config import config_hash
 
 CHILD = """
@@ -23,8 +23,8 @@ from sweeplab.backend import select_backend
 cfg = OmegaConf.create(sys.stdin.read())
 select_backend(cfg.backend)
 from sweeplab.data import load_dataset
-from sweeplab.runtime import fresh_start
-from sweeplab.steps import fit_batch_size
+from sweeplab.backend import fresh_start
+from sweeplab.perf.fused_steps import fit_batch_size
 from sweeplab.train import compile_model
 
 data = load_dataset(cfg.data)
@@ -54,7 +54,7 @@ print("RESULT " + json.dumps(results))
 )
 def test_fused_steps_give_the_same_training_as_keras_steps(compose_cfg, backend: str, jit: bool) -> None:
     if backend == "jax":
-        pytest.importorskip("jax")
+        require_module("jax")
     cfg = compose_cfg(
         f"backend={backend}", f"training.jit_compile={jit}", "data.limit=2024", "data.validation_size=500", "epochs=2"
     )

@@ -22,9 +22,9 @@ from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 
 from conftest import CONF_DIR, LIGHT, ROOT, experiment_runs, run_cli
-from sweeplab import sweeps
 from sweeplab.config import register_configs
-from sweeplab.sweep_job import parallel_jobs
+from sweeplab.sweep import plan as sweeps
+from sweeplab.sweep.launchers import parallel_jobs
 
 TINY = ["data.limit=1000", "training.verbose=2", "tracking.log_model=false", *LIGHT]
 LR_SWEEP = ["-m", "lr=0.001,0.01,0.1", "epochs=2", *TINY]
@@ -196,9 +196,9 @@ def test_identical_sweep_adds_no_runs(lr_sweep: dict) -> None:
 @pytest.mark.slow
 def test_joblib_jobs_log_complete_runs(tmp_path: Path) -> None:
     """Two processes write to one SQLite store at once: every epoch of every job is there. The workers were
-    started and warmed up while the parent run was created (sweeplab.prewarm), and the jobs still found
+    started and warmed up while the parent run was created (sweeplab.perf.prewarm), and the jobs still found
     their parent (passed through hydra.job.env_set, not the workers' environment at start). The third job
-    runs in a worker that already ran one: it takes that job's compiled model (sweeplab.compiled)."""
+    runs in a worker that already ran one: it takes that job's compiled model (sweeplab.perf.compiled_cache)."""
     env, client = fresh_store(tmp_path)
     done = run_cli(
         ["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "lr=0.02,0.05,0.1", "epochs=2",

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from conftest import MNIST_NPZ, QUICK, experiment_runs, run_cli
+from conftest import MNIST_NPZ, QUICK, experiment_runs, require, run_cli
 
 EPOCH_METRICS = ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "epoch_time")
 ARTIFACTS = {
@@ -143,8 +143,8 @@ def test_same_seed_same_metrics(compose_cfg, client) -> None:
     assert not first.history.equals(other.history)
 
 
-@pytest.mark.skipif(not MNIST_NPZ.exists(), reason=f"{MNIST_NPZ} is not here")
 def test_mnist_through_the_same_code_path(compose_cfg, client) -> None:
+    require(MNIST_NPZ.exists(), f"{MNIST_NPZ} is not here")
     from sweeplab.train import run
 
     result = run(
@@ -193,7 +193,7 @@ from pathlib import Path
 import mlflow
 import numpy as np
 from sweeplab.data import Dataset
-from sweeplab.train import log_dataset
+from sweeplab.tracking.artifacts import log_dataset
 
 uri, experiment_id, folder = sys.argv[1], sys.argv[2], Path(sys.argv[3])
 mlflow.set_tracking_uri(uri)
@@ -255,7 +255,7 @@ def test_dataset_digest_is_mlflows(features) -> None:
     datasets logged by sweeplab and by MLflow directly match in the UI."""
     from mlflow.data.digest_utils import compute_numpy_digest
 
-    from sweeplab.tracking import numpy_digest
+    from sweeplab.tracking.artifacts import numpy_digest
 
     targets = np.arange(len(features)) % 10
     assert numpy_digest(features, targets) == compute_numpy_digest(features, targets)

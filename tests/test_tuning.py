@@ -19,11 +19,14 @@ from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
 
 from conftest import ROOT, experiment_runs
-from sweeplab.config import ConfigError, config_hash, validate
+from sweeplab.config import config_hash
 from sweeplab.data import load_dataset
-from sweeplab.hypermodel import MlpHyperModel
-from sweeplab.search_space import search_space
-from sweeplab.tuning import build_tuner, project_name, search
+from sweeplab.errors import ConfigError
+from sweeplab.tuning.hypermodel import MlpHyperModel
+from sweeplab.tuning.search import project_name, search
+from sweeplab.tuning.space import search_space
+from sweeplab.tuning.trials import build_tuner
+from sweeplab.validate import validate
 
 # Real but tiny: 500 training and 1,000 validation images, no XLA compile (it costs more than it saves here).
 TINY = [
@@ -47,7 +50,7 @@ BASELINE = {
 def search_runs(client: MlflowClient) -> tuple[list, list]:
     """(parents, trials) of the test's experiment, trials oldest first."""
     runs = sorted(experiment_runs(client), key=lambda r: r.info.start_time)
-    parents = [r for r in runs if r.data.tags.get("sweeplab.role") == "search"]
+    parents = [r for r in runs if r.data.tags.get("sweeplab.role") == "study"]
     trials = [r for r in runs if r.data.tags.get("sweeplab.role") == "trial"]
     return parents, trials
 
@@ -119,7 +122,7 @@ def test_hypermodel_defaults_are_the_baseline(compose_cfg: Callable[..., DictCon
 def test_every_tuner_runs_the_baseline_first(compose_cfg: Callable[..., DictConfig], store: str, kind: str) -> None:
     cfg = compose_cfg(f"tuner={kind}", *TINY)
     validate(cfg)
-    tuner = build_tuner(cfg, MlpHyperModel(cfg, search_space(cfg), load_dataset(cfg.data)), project_name(cfg))
+    tuner = build_tuner(cfg, MlpHyperModel(cfg, search_space(cfg), load_dataset(cfg.data)), project_name(cfg), "0")
     first = tuner.oracle.create_trial("tuner0").hyperparameters.values
     second = tuner.oracle.create_trial("tuner1").hyperparameters.values
     assert {k: v for k, v in first.items() if not k.startswith("tuner/")} == BASELINE

@@ -13,9 +13,8 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from conftest import SWEEP_NAME
-from sweeplab.tracking import ui_url
-from sweeplab.ui import UiServer, running_ui
+from conftest import SWEEP_NAME, require
+from sweeplab.tracking.ui import UiServer, running_ui, ui_url
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -37,8 +36,10 @@ def ui(small_sweep: dict, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
-    if not CHROMIUM or not CHROMEDRIVER:
-        pytest.skip("no browser: Debian's chromium and chromium-driver are not installed (.ci/run installs them)")
+    require(
+        bool(CHROMIUM and CHROMEDRIVER),
+        "no browser: Debian's chromium and chromium-driver are not installed (.ci/run installs them)",
+    )
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 

@@ -8,12 +8,9 @@ from concurrent.futures import Future
 
 import keras
 
+from sweeplab.errors import DivergedError
 from sweeplab.optimizers import current_learning_rate
-from sweeplab.runtime import in_background
-
-
-class DivergedError(RuntimeError):
-    """Training produced NaN or infinity; the run cannot recover."""
+from sweeplab.perf.process import in_background
 
 
 class MlflowEpochLogger(keras.callbacks.Callback):

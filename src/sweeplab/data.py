@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 from omegaconf import DictConfig
 
-from sweeplab.config import ConfigError, check_limit
+from sweeplab.errors import ConfigError, DataError
+from sweeplab.validate import check_limit
 
 # File names Keras uses for the IDX datasets, in (x_train, y_train, x_test, y_test) order.
 IDX_FILES = (
@@ -25,10 +26,6 @@ IDX_FILES = (
     "t10k-labels-idx1-ubyte.gz",
 )
 NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
-
-
-class DataError(RuntimeError):
-    """A dataset that cannot be read; the message names the file and how to fix it."""
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Figures saved as PNG: the tutorial's learning curves and a confusion matrix."""
+"""Figures saved as PNG: the tutorial's learning curves, a confusion matrix, a study's curves."""
 
 from __future__ import annotations
 
@@ -44,6 +44,21 @@ def plot_confusion_matrix(matrix: np.ndarray, class_names: Sequence[str], path: 
     threshold = matrix.max() / 2
     for (i, j), count in np.ndenumerate(matrix):
         ax.text(j, i, str(count), ha="center", va="center", fontsize=7, color="white" if count > threshold else "black")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def plot_curves(curves: dict[str, pd.Series], path: Path, title: str, ylabel: str = "val_accuracy") -> Path:
+    """Several runs' curves (label -> values by epoch) on one figure, e.g. every job of a sweep."""
+    fig, ax = plt.subplots(figsize=(9, 5))
+    for label, curve in curves.items():
+        ax.plot(curve.index, curve.values, marker="o", markersize=3, label=label)
+    ax.set(xlabel="epoch", ylabel=ylabel, title=title, ylim=(0, 1))
+    ax.grid(True)
+    if curves:
+        ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

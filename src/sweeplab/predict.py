@@ -17,13 +17,11 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 
+from sweeplab.errors import PredictError
+
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 IMAGE_SIZE = (28, 28)
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".npy")
-
-
-class PredictError(RuntimeError):
-    """A model or image that cannot be used; the message is one line naming it."""
 
 
 @dataclass

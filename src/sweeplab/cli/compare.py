@@ -4,19 +4,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from pathlib import Path
 
-from sweeplab.compare import (
-    CompareError,
-    compare_runs,
-    default_out_dir,
-    format_text,
-    load_runs,
-    log_report,
-    title_of,
-    write_report,
-)
+from sweeplab.cli import fail
+from sweeplab.compare.analysis import compare_runs
+from sweeplab.compare.report import format_text, write_report
+from sweeplab.compare.runs import default_out_dir, load_runs, log_report, title_of
+from sweeplab.errors import CompareError
 
 
 def parser() -> argparse.ArgumentParser:
@@ -43,15 +37,14 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    from sweeplab.tracking import default_store_uri
+    from sweeplab.tracking.store import default_store_uri
 
     uri = args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or default_store_uri()
     try:
         run_set = load_runs(args.experiment, args.sweep, tracking_uri=uri)
         comparison = compare_runs(run_set.runs, run_set.histories, args.by, title=title_of(run_set))
     except CompareError as err:
-        print(f"compare: error: {err}", file=sys.stderr)
-        sys.exit(2)
+        fail(err, prog="compare")
     out = args.out or default_out_dir(run_set, comparison.by)
     paths = write_report(comparison, out)
     if run_set.sweep:

@@ -13,7 +13,7 @@ import keras_tuner
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from sweeplab.data import Dataset
-from sweeplab.search_space import Range, SearchSpace, optimizer_config
+from sweeplab.tuning.space import Range, SearchSpace, optimizer_config
 
 # Hyperband's bookkeeping values in a trial's hyperparameters.
 HYPERBAND_EPOCHS = "tuner/epochs"

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from pathlib import Path
 
-from sweeplab.runtime import quiet_tensorflow
+from sweeplab.backend import quiet_tensorflow
+from sweeplab.cli import fail
+from sweeplab.errors import DataError, PredictError
 
 
 def parser() -> argparse.ArgumentParser:
@@ -49,9 +50,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     quiet_tensorflow()
-    from sweeplab.data import DataError
     from sweeplab.predict import (
-        PredictError,
         default_class_names,
         model_source,
         predict,
@@ -59,11 +58,10 @@ def main(argv: list[str] | None = None) -> int:
         read_image,
         test_images,
     )
-    from sweeplab.tracking import default_store_uri
+    from sweeplab.tracking.store import default_store_uri
 
     if args.count < 1:
-        print(f"predict: error: --count={args.count}: give 1 or more", file=sys.stderr)
-        sys.exit(2)
+        fail(f"--count={args.count}: give 1 or more", prog="predict")
     uri = args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or default_store_uri()
     try:
         source = model_source(args.model, tracking_uri=uri)
@@ -86,8 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         probabilities = predict(args.model, images, tracking_uri=uri)
         table = predictions_table(probabilities, class_names, labels=labels, names=names)
     except (PredictError, DataError) as err:
-        print(f"predict: error: {err}", file=sys.stderr)
-        sys.exit(2)
+        fail(err, prog="predict", status=2)
     shown = [c for c in ("index", "image", "true", "predicted", "probability") if c in table]
     print(f"predict: {args.model}" + (f" (run {source.run_id})" if source.run_id else ""))
     print(table[shown].to_string(index=False))

@@ -21,6 +21,8 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from sweeplab import compat
+
 JOBLIB_LAUNCHER = "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher"
 
 _warmed = False  # in a worker: a warm-up task ran here
@@ -55,14 +57,10 @@ def joblib_settings(launcher: DictConfig) -> dict[str, Any] | None:
     """The arguments Hydra's joblib launcher gives joblib.Parallel, or None for another launcher."""
     if str(launcher.get("_target_", "")) != JOBLIB_LAUNCHER:
         return None
-    from hydra_plugins.hydra_joblib_launcher._core import process_joblib_cfg
-
     settings = OmegaConf.to_container(launcher, resolve=True)
     assert isinstance(settings, dict)
     settings.pop("_target_", None)
-    settings["backend"] = "loky"  # as the launcher does
-    process_joblib_cfg(settings)
-    return settings
+    return compat.joblib_launcher_settings(settings)
 
 
 def start(launcher: DictConfig, workers: int, warm_up: WarmUp) -> threading.Thread | None:
@@ -91,7 +89,7 @@ def warm(warm_up: WarmUp) -> bool:
     """In a worker: import (and load) what the first job needs; True when it all went through."""
     global _warmed
     _warmed = True
-    from sweeplab.runtime import pause_gc
+    from sweeplab.perf.process import pause_gc
 
     pause_gc()  # until the first job's fresh_start: the imports here are most of a worker's
     try:
@@ -103,8 +101,7 @@ def warm(warm_up: WarmUp) -> bool:
 
 def _warm(warm_up: WarmUp) -> None:
     if warm_up.backend is not None:
-        from sweeplab.backend import select_backend
-        from sweeplab.runtime import configure_threads, quiet_tensorflow
+        from sweeplab.backend import configure_threads, quiet_tensorflow, select_backend
 
         quiet_tensorflow()
         select_backend(warm_up.backend, warm_up.threads)  # before Keras loads: the backend and its threads
@@ -118,7 +115,7 @@ def _warm(warm_up: WarmUp) -> None:
     import mlflow  # noqa: F401
 
     if warm_up.store_uri and not warm_up.store_uri.startswith(("http://", "https://")):
-        from mlflow.store.tracking import sqlalchemy_store  # noqa: F401 (SQLAlchemy, alembic)
+        compat.import_sql_store()  # SQLAlchemy, alembic
     import sweeplab.callbacks  # noqa: F401
     import sweeplab.plots  # noqa: F401 (matplotlib)
     import sweeplab.train  # noqa: F401 (pandas)
@@ -135,7 +132,4 @@ def stop_workers() -> None:
     They hold nothing once their runs are ended and stored, but left alone they exit only when this process
     does, each tearing TensorFlow down (about 2 s) while this process waits for them.
     """
-    loky = sys.modules.get("joblib.externals.loky.reusable_executor")
-    executor = getattr(loky, "_executor", None)  # the launcher's reusable executor, if this process made one
-    if executor is not None:
-        executor.shutdown(wait=True, kill_workers=True)
+    compat.stop_joblib_workers()

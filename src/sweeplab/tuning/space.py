@@ -14,7 +14,8 @@ from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from sweeplab.config import KERAS_ACTIVATIONS, ConfigError, hidden_units, learning_rate, optimizer_name
+from sweeplab.config import KERAS_ACTIVATIONS, hidden_units, learning_rate, optimizer_name
+from sweeplab.errors import ConfigError
 
 OPTIMIZER_CONF_DIR = Path(__file__).resolve().parents[2] / "conf" / "optimizer"
 TUNER_KINDS = ("random", "hyperband", "bayesian")

@@ -1,4 +1,4 @@
-"""`python sweep.py`: Hydra composes the config, the library does the work.
+"""`python sweep.py`: Hydra composes the config, the library does the work; errors end as one line.
 
 Nothing here imports TensorFlow at module level, so `--help`, `--cfg job` and refusing a bad value
 answer at once.
@@ -13,17 +13,19 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import hydra
-import hydra._internal.utils as hydra_utils
 from hydra.errors import CompactHydraException
 from omegaconf import DictConfig
 
-from sweeplab.backend import select_backend
-from sweeplab.config import ConfigError, register_configs, validate
-from sweeplab.data import DataError
-from sweeplab.errors import ArtifactWriteError, TrackingError, TrackingLost
-from sweeplab.runtime import exit_quickly, handle_sigterm, pause_gc, quiet_tensorflow
+from sweeplab import compat
+from sweeplab.backend import quiet_tensorflow, select_backend
+from sweeplab.cli import fail
+from sweeplab.config import register_configs
+from sweeplab.errors import SweeplabError
+from sweeplab.perf.process import exit_quickly, pause_gc
+from sweeplab.signals import handle_signals
+from sweeplab.validate import validate
 
-CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+CONF_DIR = Path(__file__).resolve().parents[3] / "conf"
 
 register_configs()
 _in_job = False  # set once Hydra hands over to the job: its errors keep Hydra's own report
@@ -48,8 +50,10 @@ def one_line(error: BaseException) -> str:
     return "; ".join(part.rstrip(".") for part in parts)
 
 
-def _run_and_report(func: Any, _original: Any = hydra_utils.run_and_report) -> Any:
-    """Hydra's run_and_report, with bad overrides and unknown options refused in one line (exit 2)."""
+def _report(func: Callable[[], Any], original: Callable[..., Any]) -> Any:
+    """Hydra's error report, with bad overrides refused in one line (exit 2) and a study's failed jobs,
+    already reported job by job and in its summary, ending the process with status 1 and no traceback."""
+    from sweeplab.sweep.callback import study_open
 
     def composing() -> Any:
         try:
@@ -58,35 +62,29 @@ def _run_and_report(func: Any, _original: Any = hydra_utils.run_and_report) -> A
             if _in_job or os.environ.get("HYDRA_FULL_ERROR") == "1":
                 raise
             fail(one_line(error))
-        except (TrackingError, ArtifactWriteError) as error:  # a multirun's job: one line, not a traceback
+        except Exception as error:
             if os.environ.get("HYDRA_FULL_ERROR") == "1":
                 raise
-            if not getattr(error, "reported", False):
-                print(f"sweeplab: error: {error}", file=sys.stderr, flush=True)
-            sys.exit(1)
+            if study_open():
+                sys.exit(1)
+            if isinstance(error, SweeplabError):
+                fail(error)
+            raise
 
-    return _original(composing)
-
-
-# Hydra prints composition errors over several lines (search path, keys); users get one line naming the
-# value. hydra.main looks run_and_report up in this module at call time, so replacing it here is enough.
-hydra_utils.run_and_report = _run_and_report
+    return original(composing)
 
 
-def fail(message: str, status: int = 2) -> None:
-    """One line on stderr, exit status 2: how bad input is refused (1: a run that started and failed)."""
-    print(f"sweeplab: error: {message}", file=sys.stderr, flush=True)
-    sys.exit(status)
+compat.wrap_hydra_error_report(_report)
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
 def main(cfg: DictConfig) -> float:
-    """Train one configured run and return its final val_accuracy (the value sweepers optimise)."""
+    """Train one configured run (or search, or a study's job) and return its val_accuracy for sweepers."""
     global _in_job
     _in_job = True
     quiet_tensorflow()
-    handle_sigterm()
-    from sweeplab.sweep_job import in_multirun, run_job
+    handle_signals()
+    from sweeplab.sweep.job import in_multirun, run_job
 
     if in_multirun() and cfg.tuner is None:
         return run_job(cfg)  # resumable; a failure is raised so that Hydra records it and goes on
@@ -95,28 +93,26 @@ def main(cfg: DictConfig) -> float:
         # Before the first Keras import (train imports it): KERAS_BACKEND is read once per process.
         select_backend(cfg.backend, cfg.training.threads)
         if cfg.tuner is not None:  # tuner=random|hyperband|bayesian: a Keras Tuner search instead
-            from sweeplab.tuning import search
+            from sweeplab.tuning.search import search
 
             found = search(cfg)
             return found.best_score if found is not None else float("nan")
         from sweeplab.train import run
 
         result = run(cfg)
-    except (TrackingLost, ArtifactWriteError) as err:
-        fail(str(err), status=1)
-    except (ConfigError, DataError, TrackingError) as err:
-        fail(str(err))
+    except SweeplabError as err:
+        fail(err)
     return result.metrics["val_accuracy"]
 
 
 def run(app: Callable[[], Any] | None = None) -> NoReturn:
     """`python sweep.py`: main() (or another Hydra app, `app`), then the process ends without the
-    interpreter's teardown (2 s with TensorFlow loaded). An exception other than SystemExit (Hydra turns a
-    job's errors into one) ends it the usual way, with its traceback. The garbage collector pauses until the
-    job has imported what it needs (sweeplab.runtime.pause_gc)."""
+    interpreter's teardown. The garbage collector pauses until the job has imported what it needs."""
+    from sweeplab.sweep.callback import last_outcome
+
     pause_gc()
     try:
         (app or main)()
     except SystemExit as done:
         exit_quickly(done.code)
-    exit_quickly(0)
+    exit_quickly(1 if last_outcome() not in (None, "FINISHED") else 0)

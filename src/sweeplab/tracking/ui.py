@@ -1,4 +1,4 @@
-"""The MLflow UI as a managed process: start it on 127.0.0.1, wait until it answers, stop it and its helpers.
+"""The MLflow UI: links into it, and the UI (or a server) as a managed process on 127.0.0.1.
 
 `mlflow ui` spawns worker processes, so it runs in its own process group and the whole group is stopped.
 `make ui` is the everyday way in; this module is for tests and scripts that need a UI for a while.
@@ -93,3 +93,8 @@ def running_ui(store_uri: str, log: Path, port: int | None = None, **options: An
         yield server
     finally:
         server.stop()
+
+
+def ui_url(experiment_id: str, run_id: str | None = None, base: str = "http://127.0.0.1:5000") -> str:
+    """The runs table of an experiment (MLflow 3 opens experiments on a GenAI overview otherwise)."""
+    return f"{base}/#/experiments/{experiment_id}/runs" + (f"/{run_id}" if run_id else "")

@@ -63,7 +63,7 @@ def take(cfg: DictConfig, data: Dataset) -> Any | None:
     try:
         _reset(model, cfg, data)
     except (ValueError, TypeError):  # a layout this module does not know: compile afresh, from the seed again
-        from sweeplab.runtime import fresh_start
+        from sweeplab.backend import fresh_start
 
         fresh_start(cfg.seed)
         return None

@@ -1,0 +1,124 @@
+"""Comparisons read from and written to MLflow: a sweep's or experiment's runs in, the report logged back.
+
+The MLflow side of compare.py and of the sweep's closing report (`report_for_sweep`).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+from mlflow.tracking import MlflowClient
+
+from sweeplab.compare.analysis import HISTORY_KEYS, RunSet, compare_runs
+from sweeplab.compare.report import format_text, write_report
+from sweeplab.compat import metric_points
+from sweeplab.errors import CompareError
+from sweeplab.tracking import tags
+
+PARENT_TAG = tags.PARENT
+_RUN_ID = re.compile(r"^[0-9a-f]{32}$")
+
+
+def find_sweep(client: MlflowClient, sweep: str, experiment_ids: list[str] | None = None) -> mlflow.entities.Run:
+    """A sweep's parent run, by run id or by run name (the newest run of that name)."""
+    if _RUN_ID.match(sweep):
+        try:
+            return client.get_run(sweep)
+        except mlflow.exceptions.MlflowException:
+            pass
+    ids = experiment_ids or [e.experiment_id for e in client.search_experiments()]
+    name = sweep.replace("'", "\\'")
+    found = client.search_runs(ids, filter_string=f"attributes.run_name = '{name}'", order_by=["start_time DESC"])
+    if not found:
+        raise CompareError(f"no sweep '{sweep}': give a parent run id or a parent run's name")
+    return found[0]
+
+
+def _history(client: MlflowClient, run_id: str) -> pd.DataFrame:
+    columns = {}
+    for key in HISTORY_KEYS:
+        points = client.get_metric_history(run_id, key)
+        if points:
+            columns[key] = pd.Series({p.step: p.value for p in points}, dtype=float)
+    return pd.DataFrame(columns).sort_index()
+
+
+def _histories(client: MlflowClient, run_ids: list[str]) -> dict[str, pd.DataFrame]:
+    """Every run's history: a few column queries on a database store, else one call per run and metric."""
+    frame = metric_points(client, run_ids, HISTORY_KEYS)
+    if frame is None:
+        return {run_id: _history(client, run_id) for run_id in run_ids}
+    wide = frame.pivot_table(index=["run_id", "step"], columns="key", values="value", aggfunc="last")
+    wide.columns.name = None
+    found = {
+        run_id: table.droplevel("run_id").dropna(axis=1, how="all").astype(float)
+        for run_id, table in wide.groupby(level="run_id", sort=False)
+    }
+    return {run_id: found.get(run_id, pd.DataFrame()) for run_id in run_ids}
+
+
+def load_runs(experiment: str | None = None, sweep: str | None = None, tracking_uri: str | None = None) -> RunSet:
+    """Runs of an experiment (default fashion_mnist), or only a sweep's children, with their histories."""
+    if tracking_uri:
+        mlflow.set_tracking_uri(tracking_uri)
+    client = MlflowClient(tracking_uri=tracking_uri)
+    exp = client.get_experiment_by_name(experiment) if experiment else None
+    if experiment and exp is None:
+        raise CompareError(f"no experiment '{experiment}' in {client.tracking_uri}")
+    parent = None
+    if sweep:
+        parent = find_sweep(client, sweep, [exp.experiment_id] if exp else None)
+        exp = client.get_experiment(parent.info.experiment_id)
+    elif exp is None:
+        exp = client.get_experiment_by_name("fashion_mnist")
+        if exp is None:
+            raise CompareError(f"no experiment 'fashion_mnist' in {client.tracking_uri}: give --experiment NAME")
+    query = f"tags.`{PARENT_TAG}` = '{parent.info.run_id}'" if parent else ""
+    runs = mlflow.search_runs(
+        experiment_ids=[exp.experiment_id], filter_string=query, max_results=100_000, output_format="pandas"
+    )
+    where = f"experiment '{exp.name}'" + (f", sweep '{parent.info.run_name}' ({parent.info.run_id})" if parent else "")
+    if runs.empty:
+        raise CompareError(f"no runs in {where}")
+    histories = _histories(client, list(runs["run_id"]))
+    return RunSet(
+        runs=runs,
+        histories=histories,
+        experiment=exp.name,
+        sweep=parent.info.run_id if parent else None,
+        sweep_name=parent.info.run_name if parent else None,
+    )
+
+
+def title_of(run_set: RunSet) -> str:
+    if run_set.sweep:
+        return f"experiment {run_set.experiment}, sweep {run_set.sweep_name} ({run_set.sweep[:8]})"
+    return f"experiment {run_set.experiment}"
+
+
+def default_out_dir(run_set: RunSet, by: str) -> Path:
+    """reports/<experiment>[-<sweep id>]-<by>."""
+    parts = [run_set.experiment, *([run_set.sweep[:8]] if run_set.sweep else []), by]
+    return Path("reports") / re.sub(r"[^\w.-]+", "_", "-".join(parts))
+
+
+def log_report(run_id: str, paths: dict[str, Path], tracking_uri: str | None = None) -> None:
+    """The report files as artifacts of the sweep's parent run, under comparison/."""
+    client = MlflowClient(tracking_uri=tracking_uri)
+    for path in paths.values():
+        client.log_artifact(run_id, str(path), artifact_path="comparison")
+
+
+def report_for_sweep(
+    parent_run_id: str, by: str = "optimizer", out_dir: Path | None = None, tracking_uri: str | None = None
+) -> str:
+    """Compare a finished sweep's children, write and log the report; returns the text to print."""
+    run_set = load_runs(sweep=parent_run_id, tracking_uri=tracking_uri)
+    comparison = compare_runs(run_set.runs, run_set.histories, by, title=title_of(run_set))
+    out = out_dir or default_out_dir(run_set, comparison.by)
+    paths = write_report(comparison, out)
+    log_report(parent_run_id, paths, tracking_uri=tracking_uri)
+    return format_text(comparison) + f"\nReport: {paths['html']}"

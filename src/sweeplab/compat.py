@@ -1,0 +1,207 @@
+"""Every use of another library's private names, each with why; tests/test_compat.py fails loudly when one moves.
+
+Where Hydra, MLflow, Keras Tuner, joblib or CPython offer a public way, sweeplab uses it instead; what is
+here has none. pyproject.toml caps the versions these were checked against at their next major release.
+Imports are local: this module is imported by the CLI before any heavy library.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import Any
+
+# --------------------------------------------------------------------------------------------------- Hydra
+
+# Hydra's own sweeper and launcher: targets of hydra.sweeper / hydra.launcher, compared as text.
+BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
+BASIC_LAUNCHER = "hydra._internal.core_plugins.basic_launcher.BasicLauncher"
+
+
+def wrap_hydra_error_report(wrapper: Callable[[Callable[[], Any], Callable[..., Any]], Any]) -> None:
+    """Route Hydra's error reporting through `wrapper(func, original)`.
+
+    Hydra prints a bad override over several lines (search path, keys) with no hook to change that;
+    hydra.main looks `run_and_report` up in this module at call time, so replacing it is enough.
+    """
+    import hydra._internal.utils as hydra_utils
+
+    original = hydra_utils.run_and_report
+    if getattr(original, "sweeplab_wrapped", False):
+        return
+
+    def run_and_report(func: Callable[[], Any]) -> Any:
+        return wrapper(func, original)
+
+    run_and_report.sweeplab_wrapped = True  # type: ignore[attr-defined]
+    hydra_utils.run_and_report = run_and_report
+
+
+def basic_sweep_jobs(overrides: list[Any]) -> list[list[str]]:
+    """Each job's overrides, in the order Hydra's basic sweeper numbers them (it has no public expansion)."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+
+    return BasicSweeper.split_arguments(overrides, None)[0]
+
+
+# -------------------------------------------------------------------------------------------------- joblib
+
+
+def joblib_launcher_settings(settings: dict[str, Any]) -> dict[str, Any]:
+    """`settings` (hydra.launcher without _target_) as Hydra's joblib launcher hands them to joblib.Parallel.
+
+    The launcher's conversion has no public name; the workers are reused only when both calls match.
+    """
+    from hydra_plugins.hydra_joblib_launcher._core import process_joblib_cfg
+
+    settings = {**settings, "backend": "loky"}  # as the launcher does
+    process_joblib_cfg(settings)
+    return settings
+
+
+def stop_joblib_workers() -> None:
+    """Stop the worker processes of loky's reusable executor, if this process made one.
+
+    joblib offers no public way to end them before the interpreter exits (each then tears TensorFlow down).
+    """
+    loky = sys.modules.get("joblib.externals.loky.reusable_executor")
+    executor = getattr(loky, "_executor", None)
+    if executor is not None:
+        executor.shutdown(wait=True, kill_workers=True)
+
+
+# ------------------------------------------------------------------------------------------------- CPython
+
+
+def run_exit_hooks() -> bool:
+    """Do what the interpreter does first on exit (wind down threads, run atexit); False where it cannot.
+
+    CPython exposes neither step publicly; os._exit after them skips only the slow teardown of modules.
+    """
+    import atexit
+    import threading
+
+    shutdown_threads = getattr(threading, "_shutdown", None)
+    run_atexit = getattr(atexit, "_run_exitfuncs", None)
+    if shutdown_threads is None or run_atexit is None:
+        return False
+    shutdown_threads()
+    run_atexit()
+    return True
+
+
+# -------------------------------------------------------------------------------------------------- MLflow
+
+
+def forget_active_run(run_id: str) -> None:
+    """Take a run off MLflow's stack of active runs without ending it (its server is gone: ending would hang).
+
+    mlflow.end_run() talks to the store first; there is no public way to only forget the run.
+    """
+    from mlflow.tracking import fluent
+
+    stack = fluent._active_run_stack.get()
+    stack[:] = [run for run in stack if run.info.run_id != run_id]
+
+
+def numpy_dataset_digest(arrays: tuple[Any, ...]) -> str:
+    """MLflow's digest of a NumPy dataset (`compute_numpy_digest`), without the copy it makes of each array.
+
+    MLflow hashes the first MAX_ROWS values of each flattened array and its shape, but flattens the whole
+    array to read them (172 MB for the training images). Its digest helpers are not public.
+    """
+    import numpy as np
+    import pandas as pd
+    from mlflow.data.digest_utils import MAX_ROWS, get_normalized_md5_digest
+
+    elements: list[Any] = []
+    for array in arrays:
+        head = np.ravel(array[:MAX_ROWS])[:MAX_ROWS] if np.ndim(array) else np.ravel(array)
+        try:
+            elements.append(pd.util.hash_array(head))
+        except TypeError:  # as MLflow: values pandas cannot hash count by their number
+            elements.append(np.int64(head.size))
+        elements.extend(np.int64(n) for n in np.shape(array))
+    return get_normalized_md5_digest(elements)
+
+
+def check_model_requirements(requirements: list[str]) -> None:
+    """MLflow's check of a model's requirements against the installed packages (log_model runs it first).
+
+    Run ahead, it builds MLflow's map of installed packages once per process; MLflow has no public call.
+    """
+    from mlflow.utils.requirements_utils import warn_dependency_requirement_mismatches
+
+    warn_dependency_requirement_mismatches(requirements)
+
+
+def import_sql_store() -> None:
+    """Import MLflow's SQL tracking store (SQLAlchemy, alembic) ahead of the first run in a warm worker."""
+    from mlflow.store.tracking import sqlalchemy_store  # noqa: F401
+
+
+def metric_points(client: Any, run_ids: list[str], keys: tuple[str, ...]) -> Any | None:
+    """(run_id, key, step, value) of `keys` for these runs, in one column query per 500 runs, or None.
+
+    MlflowClient has no bulk history read (one call per run and metric takes about 40 s over 1,000 runs on
+    SQLite), and the SQL store's own bulk call builds an ORM object per point. Only on MLflow's SQL store
+    (SQLite, PostgreSQL, MySQL); None elsewhere, where the caller goes through the public API.
+    """
+    import math
+
+    import pandas as pd
+
+    store = getattr(getattr(client, "_tracking_client", None), "store", None)
+    try:
+        from mlflow.store.tracking.dbmodels.models import SqlMetric
+
+        sessions = store.ManagedSessionMaker  # type: ignore[union-attr]
+    except (ImportError, AttributeError):
+        return None
+    rows: list[tuple] = []
+    with sessions() as session:
+        for start in range(0, len(run_ids), 500):  # SQLite limits the size of an IN (...) list
+            rows += (
+                session.query(SqlMetric.run_uuid, SqlMetric.key, SqlMetric.step, SqlMetric.value, SqlMetric.is_nan)
+                .filter(SqlMetric.run_uuid.in_(run_ids[start : start + 500]), SqlMetric.key.in_(keys))
+                .order_by(SqlMetric.run_uuid, SqlMetric.key, SqlMetric.step, SqlMetric.timestamp)
+                .all()
+            )
+    frame = pd.DataFrame(rows, columns=["run_id", "key", "step", "value", "is_nan"])
+    frame.loc[frame["is_nan"].astype(bool), "value"] = math.nan  # MLflow stores NaN as 0 with is_nan set
+    return frame.drop(columns="is_nan")
+
+
+# -------------------------------------------------------------------------------------------- Keras Tuner
+
+
+def baseline_first(oracle_class: type) -> type:
+    """`oracle_class` whose first trial is every hyperparameter's default, i.e. the baseline.
+
+    Keras Tuner cannot queue given values as a trial. All three oracles draw their first trials through
+    the private `_random_values` (Hyperband for each bracket's first round, Bayesian for its initial
+    points), so overriding it covers them all; `_tried_so_far` says whether anything was drawn yet.
+    """
+    import keras_tuner
+
+    def _random_values(self: Any) -> dict[str, Any] | None:
+        if self._tried_so_far:
+            return oracle_class._random_values(self)
+        values = keras_tuner.HyperParameters()
+        for hp in self.hyperparameters.space:
+            values.merge([hp])
+            if values.is_active(hp):
+                values.values[hp.name] = hp.default
+        return values.values
+
+    return type(oracle_class.__name__, (oracle_class,), {"_random_values": _random_values, "__module__": __name__})
+
+
+def trial_objective(results: Any, objective: Any) -> float:
+    """The objective's value in what a trial's run_trial returned (a History, a dict, a list of them).
+
+    Keras Tuner's own conversion (best epoch, mean over executions) is not public.
+    """
+    from keras_tuner.src.engine import tuner_utils
+
+    return float(tuner_utils.convert_to_metrics_dict(results, objective)[objective.name])

@@ -1,0 +1,60 @@
+"""A process's start and end: the garbage collector paused while it imports, work beside training, a quick exit."""
+
+from __future__ import annotations
+
+import gc
+import os
+import sys
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, NoReturn
+
+from sweeplab import compat
+
+
+def pause_gc() -> None:
+    """Pause Python's cyclic garbage collector while this process imports its libraries (`resume_gc` ends it).
+
+    TensorFlow, MLflow and what they use leave hundreds of thousands of objects that live as long as the
+    process; while they pile up the collector scans them again and again and frees next to nothing.
+    """
+    gc.disable()
+
+
+def resume_gc() -> None:
+    """End `pause_gc`: freeze what is loaded by now and turn the collector back on; a no-op when it is on.
+
+    Frozen objects still go when nothing refers to them; the collector only stops scanning them.
+    """
+    if gc.isenabled():
+        return
+    gc.freeze()
+    gc.enable()
+
+
+def in_background(name: str, work: Callable[..., Any], *args: Any, **kwargs: Any) -> Future:
+    """Start `work(*args, **kwargs)` on a thread of its own; the future gives its result or raises its error.
+
+    For waiting (a store's commit, a server's round trip) while the main thread trains: an epoch spends most
+    of its time in compiled code, which releases Python's lock.
+    """
+    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"sweeplab-{name}")
+    future = executor.submit(work, *args, **kwargs)
+    executor.shutdown(wait=False)  # the thread ends with its one task
+    return future
+
+
+def exit_quickly(code: int | str | None) -> NoReturn:
+    """End the process as `sys.exit(code)` would, without the interpreter's final teardown.
+
+    Threads are wound down and atexit handlers run as on a normal exit; freeing every module one by one,
+    seconds with TensorFlow loaded, is skipped.
+    """
+    if isinstance(code, str):  # sys.exit("message"): the message on stderr, status 1
+        print(code, file=sys.stderr)
+        code = 1
+    if not compat.run_exit_hooks():  # not CPython as we know it: exit the usual way
+        sys.exit(code)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code or 0)

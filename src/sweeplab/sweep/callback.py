@@ -1,0 +1,148 @@
+"""Hydra multiruns as MLflow studies, whatever the sweeper: the `hydra.callbacks` entry of conf/config.yaml.
+
+In the process that launches the jobs, before any job: plan the multirun (the basic sweeper's grid is
+expanded and every job checked; a bad value is refused in one line, exit 2), start and warm the joblib
+launcher's workers, open the study (its parent run, reopened for the same command) and hand its id to the
+jobs through hydra.job.env_set. At the end (normal, failed job, Ctrl-C or SIGTERM): the summary from what
+ran, and the parent closed with the right status. Nothing here imports TensorFlow.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+from sweeplab import compat
+from sweeplab.cli import error_line, fail
+from sweeplab.errors import SweeplabError
+from sweeplab.perf import prewarm
+from sweeplab.perf.process import resume_gc
+from sweeplab.signals import handle_signals
+from sweeplab.sweep.launchers import parallel_jobs
+from sweeplab.sweep.plan import KIND_GRID, Plan, pass_to_jobs, plan
+from sweeplab.tracking import store, studies, tags
+from sweeplab.tracking.studies import KILLED, Study
+from sweeplab.tracking.ui import ui_url
+
+_outcomes: list[str] = []  # how the studies this process opened ended (sweeplab.cli reads the last)
+
+
+def last_outcome() -> str | None:
+    """The status of the last study this process closed: FINISHED, FAILED or KILLED; None if none."""
+    return _outcomes[-1] if _outcomes else None
+
+
+def study_open() -> bool:
+    """Whether this process launched a study's jobs (their failures were reported job by job)."""
+    return bool(_outcomes) or any(c.study is not None for c in SweepCallback.instances)
+
+
+def open_parent(client: Any, the_plan: Plan) -> Study:
+    """The study's parent run: the same command's earlier one reopened, or a new one with the plan as params."""
+    size = f"{the_plan.total} jobs" if the_plan.total else f"jobs drawn by the {the_plan.sweeper} sweeper"
+    axes = " ".join(f"{k}={v}" for k, v in the_plan.axes.items()) or "(one job)"
+    params = {f"sweep.{key}": values for key, values in the_plan.axes.items()}
+    params["sweep.name"] = the_plan.name
+    if the_plan.total:
+        params["sweep.jobs"] = the_plan.total
+    if the_plan.kind != KIND_GRID:
+        params["sweep.sweeper"] = the_plan.sweeper
+    return studies.open_study(
+        client,
+        the_plan.experiment,
+        key=the_plan.key,
+        kind=the_plan.kind,
+        name=the_plan.name,
+        params=params,
+        note=f"{size}: {axes}; jobs are its child runs.",
+    )
+
+
+class SweepCallback(Callback):
+    """hydra.callbacks entry: plans the multirun, owns its study, writes its summary."""
+
+    instances: list[SweepCallback] = []
+
+    def __init__(self) -> None:
+        self.plan: Plan | None = None
+        self.study: Study | None = None
+        self.reached_end = False
+        self.closed = False
+        SweepCallback.instances.append(self)
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        handle_signals()  # SIGTERM ends the sweep like Ctrl-C: runs KILLED, summary written
+        # Hydra turns a callback's exception into a warning and goes on; a sweep without its checks or its
+        # parent run must not start, so every failure here stops it with one line.
+        try:
+            the_plan = plan(config)
+            uri = store.check_store(config.tracking)  # a server that does not answer: refused here
+        except SweeplabError as err:
+            fail(err, status=2)
+        self.start_workers(config, the_plan, uri)  # joblib: they import TensorFlow and MLflow meanwhile
+        from mlflow.tracking import MlflowClient
+
+        try:
+            store.connect(config.tracking)
+            with store.sqlite_init_lock(uri):  # a fresh store is created here (warm workers, sweeps may race)
+                study = open_parent(MlflowClient(uri), the_plan)
+        except SweeplabError as err:
+            prewarm.stop_workers()
+            fail(err, status=2)
+        except Exception as err:  # noqa: BLE001 (the store: unreachable server, locked or broken database)
+            prewarm.stop_workers()
+            fail(f"the sweep's parent run could not be created in the MLflow store: {err}".splitlines()[0])
+        self.plan, self.study = the_plan, study
+        if str(config.hydra.launcher.get("_target_", "")) != compat.BASIC_LAUNCHER:
+            resume_gc()  # this process's imports are done; with the basic launcher, its first job ends the pause
+        env = {**study.env, tags.JOB_TOTAL_ENV: str(the_plan.total or ""), tags.AXES_ENV: ",".join(the_plan.axes)}
+        pass_to_jobs(config, env)
+        atexit.register(self.close)  # also on a failed job (Hydra exits 1 before on_multirun_end) or Ctrl-C
+        size = f"of {the_plan.total} jobs" if the_plan.total else f"by the {the_plan.sweeper} sweeper"
+        print(
+            f"sweeplab: sweep '{the_plan.name}' {size} -> parent run {study.run_id} "
+            f"in experiment '{the_plan.experiment}' ({ui_url(study.experiment_id, study.run_id)})",
+            flush=True,
+        )
+
+    @staticmethod
+    def start_workers(config: DictConfig, the_plan: Plan, store_uri: str) -> None:
+        from dataclasses import replace
+
+        if the_plan.warm_up is None:
+            return
+        launcher = config.hydra.launcher
+        workers = parallel_jobs(launcher, the_plan.total or 0)
+        prewarm.start(launcher, workers, replace(the_plan.warm_up, store_uri=store_uri))
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        self.reached_end = True
+        self.close()
+        prewarm.stop_workers()
+
+    def close(self) -> None:
+        """Summarise and end the parent run, once; never leaves it (or a child) RUNNING."""
+        if self.closed or self.plan is None or self.study is None:
+            return
+        self.closed = True
+        from sweeplab.sweep.summary import summarize
+
+        lost = store.unreachable(self.study.client.tracking_uri)
+        if lost is not None:  # every call would retry and fail; say once what happened and how to go on
+            error_line(
+                f"{lost}; the sweep's parent run {self.study.run_id} stays RUNNING there: "
+                "rerun the same sweep command once the server is back, it resumes where it stopped"
+            )
+            _outcomes.append(KILLED)
+            return
+        status = KILLED
+        try:
+            status = summarize(self.study, self.plan, self.reached_end)
+        finally:
+            _outcomes.append(status)
+            with contextlib.suppress(Exception):
+                self.study.finish(status)

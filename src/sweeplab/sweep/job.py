@@ -1,0 +1,132 @@
+"""One job of a study: check its config, skip it when that config already FINISHED, train it, report how it went.
+
+Every job writes sweeplab_job.json into its Hydra output folder (whatever process or machine runs it); the
+launching process reads those reports to build the study's summary (sweep.summary). Its return value is
+what the sweeper optimises: the job's val_accuracy, NaN when it failed under a sweeper other than Hydra's
+basic one (so that the study goes on, as a grid sweep does).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from omegaconf import DictConfig
+
+from sweeplab.cli import error_line
+from sweeplab.config import config_hash
+from sweeplab.errors import SweeplabError, one_line
+from sweeplab.perf.prewarm import worker_was_warmed
+from sweeplab.signals import raise_if_interrupted
+from sweeplab.sweep.launchers import job_threads
+from sweeplab.sweep.plan import is_basic_sweeper, label
+from sweeplab.tracking import store, tags
+from sweeplab.tracking.runs import parent_run_id
+from sweeplab.validate import validate
+
+if TYPE_CHECKING:
+    from mlflow.entities import Run
+
+REPORT_FILE = "sweeplab_job.json"
+
+
+def in_multirun() -> bool:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+def finished_run(cfg: DictConfig, identity: str) -> Run | None:
+    """The newest FINISHED run of the experiment with this config hash, if any."""
+    from mlflow.tracking import MlflowClient
+
+    experiment_id = store.configure(cfg.tracking)
+    runs = MlflowClient().search_runs(
+        [experiment_id],
+        f"tags.`{tags.CONFIG_HASH}` = '{identity}' and attributes.status = 'FINISHED'",
+        order_by=["attributes.end_time DESC"],
+        max_results=1,
+    )
+    return runs[0] if runs else None
+
+
+def write_report(folder: Path, report: dict[str, Any]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / REPORT_FILE).write_text(json.dumps(report, indent=2) + "\n")
+
+
+def job_tag(num: int) -> str:
+    """'job i/N' where the study's size is known, else 'job i'."""
+    total = os.environ.get(tags.JOB_TOTAL_ENV)
+    return f"job {num + 1}/{total}" if total else f"job {num + 1}"
+
+
+def run_job(cfg: DictConfig) -> float:
+    """Train one job of a study (or skip it) and return its val_accuracy.
+
+    A failure is raised to Hydra under its basic sweeper (it records it and goes on); under another
+    sweeper the job returns NaN, which sweepers count as a failed trial, and the study goes on.
+    """
+    from hydra.core.hydra_config import HydraConfig
+
+    from sweeplab.backend import select_backend
+
+    hydra_cfg = HydraConfig.get()
+    num = int(hydra_cfg.job.num)
+    axes = [a for a in os.environ.get(tags.AXES_ENV, "").split(",") if a]
+    overrides = list(hydra_cfg.overrides.task)
+    tag = job_tag(num)
+    print(f"sweeplab: {tag} ({label(overrides, axes)})", flush=True)
+    grid = is_basic_sweeper(hydra_cfg.sweeper)
+
+    report: dict[str, Any] = {
+        "num": num,
+        "overrides": overrides,
+        "config_hash": None,
+        "parent_run_id": parent_run_id(),
+        "skipped": False,
+        "run_id": None,
+        "status": None,  # how the job ended when it ended before its run could say so
+        "error": None,
+        "warm_worker": worker_was_warmed(),  # a joblib worker warmed up while the sweep started
+        "reused_compiled": False,  # took the compiled model of the previous job in this worker
+    }
+    try:
+        raise_if_interrupted()  # a signal whose exception was swallowed between jobs still stops the sweep
+        if not grid:  # the grid's jobs were all checked before the first started
+            validate(cfg)
+        identity = report["config_hash"] = config_hash(cfg)
+        previous = None if cfg.force else finished_run(cfg, identity)
+        if previous is not None:
+            report.update(skipped=True, run_id=previous.info.run_id)
+            print(
+                f"sweeplab: {tag} skipped: this config already FINISHED as run {previous.info.run_id} "
+                "(force=true reruns it)",
+                flush=True,
+            )
+            return float(previous.data.metrics.get("val_accuracy", math.nan))
+        if cfg.training.threads is None:
+            cfg.training.threads = job_threads(int(os.environ.get(tags.JOB_TOTAL_ENV) or 0))
+        raise_if_interrupted()
+        # Before the first Keras import (train imports it): KERAS_BACKEND is read once per process.
+        select_backend(cfg.backend, cfg.training.threads)
+        from sweeplab.train import run
+
+        result = run(cfg)
+        report.update(run_id=result.run_id, reused_compiled=result.reused_compiled)
+        return result.metrics["val_accuracy"]
+    except BaseException as exc:
+        # Ctrl-C or SIGTERM (signals.Terminated) kills the job; anything else fails it.
+        killed = isinstance(exc, KeyboardInterrupt)
+        report.update(status="KILLED" if killed else "FAILED", error=one_line(exc))
+        if isinstance(exc, SweeplabError):  # one line, here, for every job it hits
+            error_line(f"{tag}: {exc}")
+        if killed or grid:
+            raise
+        return math.nan
+    finally:
+        write_report(Path(hydra_cfg.runtime.output_dir), report)

@@ -1,0 +1,37 @@
+"""How a Hydra launcher runs a study's jobs: how many at once on one machine, and so how many threads each."""
+
+from __future__ import annotations
+
+import os
+
+from omegaconf import DictConfig
+
+
+def parallel_jobs(launcher: DictConfig, sweep_size: int) -> int:
+    """How many jobs of this sweep the launcher runs at once on one machine (sweep_size 0: not known)."""
+    cpus = os.cpu_count() or 1
+    target = str(launcher.get("_target_", ""))
+    if "n_jobs" in launcher:  # joblib: -1 is all cores, -2 all but one, ...
+        n_jobs = int(launcher.n_jobs)
+        running = cpus + 1 + n_jobs if n_jobs < 0 else n_jobs
+    elif target.endswith("LocalLauncher"):  # submitit_local starts every job at once
+        running = sweep_size
+    else:
+        running = 1
+    return max(1, min(running, sweep_size or running))
+
+
+def job_threads(sweep_size: int, launcher: DictConfig | None = None) -> int | None:
+    """TensorFlow threads for a job when training.threads is null: cores shared by the jobs running at once.
+
+    None (TensorFlow's default: every core) for one job at a time. `launcher`: hydra.launcher (by default,
+    this job's).
+    """
+    if launcher is None:
+        from hydra.core.hydra_config import HydraConfig
+
+        launcher = HydraConfig.get().launcher
+    if launcher.get("cpus_per_task"):  # submitit: what the scheduler gives each job
+        return int(launcher.cpus_per_task)
+    running = parallel_jobs(launcher, sweep_size)
+    return None if running == 1 else max(1, (os.cpu_count() or 1) // running)

@@ -1,0 +1,177 @@
+"""A study's summary from what actually ran: one row per job, best val_accuracy first, printed, saved, logged.
+
+The jobs' own reports (sweeplab_job.json in their output folders) say which run each job made or reused;
+MLflow says how those runs ended. A planned job that left no report (killed, never started) is looked up
+among the parent's children by its config hash; any child still RUNNING is ended KILLED here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from mlflow.entities import Run
+
+from sweeplab.sweep.job import REPORT_FILE
+from sweeplab.sweep.plan import Job, Plan
+from sweeplab.tracking import studies, tags
+from sweeplab.tracking.studies import DONE, KILLED, NOT_RUN, RUNNING, SKIPPED, Study
+from sweeplab.tracking.ui import ui_url
+
+
+def job_reports(directory: Path, parent_run_id: str) -> dict[int, dict[str, Any]]:
+    """The reports of this study's jobs under its sweep folder, by job number."""
+    reports: dict[int, dict[str, Any]] = {}
+    for path in directory.rglob(REPORT_FILE):
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            report = json.loads(path.read_text())
+            if report.get("parent_run_id") == parent_run_id:
+                reports[int(report["num"])] = report
+    return reports
+
+
+def what_ran(plan: Plan, study: Study) -> list[tuple[Job, dict]]:
+    """Each job with its report: the planned grid, or the jobs another sweeper actually launched."""
+    reports = job_reports(plan.directory, study.run_id)
+    if plan.jobs:
+        return [(job, reports.get(job.num, {})) for job in plan.jobs]
+    return [(Job(num, r.get("overrides", []), r.get("config_hash") or ""), r) for num, r in sorted(reports.items())]
+
+
+def job_run(study: Study, job: Job, report: dict) -> Run | None:
+    if report.get("run_id"):
+        return study.client.get_run(report["run_id"])
+    if not job.config_hash:
+        return None
+    runs = study.children(f"tags.`{tags.CONFIG_HASH}` = '{job.config_hash}'", since_start=True)
+    return runs[0] if runs else None
+
+
+def job_row(study: Study, axes: list[str], job: Job, report: dict) -> dict:
+    values = dict(o.split("=", 1) for o in job.overrides if "=" in o)
+    row: dict[str, Any] = {"job": job.num + 1, **{axis: values.get(axis) for axis in axes}}
+    run = job_run(study, job, report)
+    if run is None:
+        row.update(status=report.get("status") or NOT_RUN, note=report.get("error") or "")
+        return row
+    status = run.info.status
+    if status == RUNNING:  # its process was killed (e.g. a parallel worker on Ctrl-C)
+        status = KILLED
+        study.end_child(run.info.run_id, KILLED, "the sweep ended while this job was running")
+    metrics = run.data.metrics
+    end = run.info.end_time or run.info.start_time
+    row.update(
+        status=SKIPPED if report.get("skipped") else status,
+        val_accuracy=metrics.get("val_accuracy", math.nan),
+        test_accuracy=metrics.get("test_accuracy", math.nan),
+        duration_s=round((end - run.info.start_time) / 1000, 1),
+        run_id=run.info.run_id,
+        note="FINISHED earlier" if report.get("skipped") else run.data.tags.get(tags.ERROR, ""),
+    )
+    return row
+
+
+def summary_table(rows: list[dict], axes: list[str]) -> pd.DataFrame:
+    """One row per job, best val_accuracy first; jobs without a result last."""
+    columns = ["job", *axes, "status", "val_accuracy", "test_accuracy", "duration_s", "run_id", "note"]
+    table = pd.DataFrame(rows).reindex(columns=columns)
+    table["note"] = table["note"].fillna("")
+    table = table.sort_values(["val_accuracy", "job"], ascending=[False, True], na_position="last")
+    return table.round({"val_accuracy": 4, "test_accuracy": 4}).reset_index(drop=True)
+
+
+def val_accuracy_curves(study: Study, table: pd.DataFrame, axes: list[str]) -> dict[str, pd.Series]:
+    curves = {}
+    for row in table.to_dict("records"):
+        if not isinstance(row.get("run_id"), str):
+            continue
+        history = sorted(study.client.get_metric_history(row["run_id"], "val_accuracy"), key=lambda m: m.step)
+        if history:
+            label = " ".join(f"{a}={row[a]}" for a in axes) or f"job {row['job']}"
+            curves[label] = pd.Series([m.value for m in history], index=[m.step + 1 for m in history])
+    return curves
+
+
+def counts_and_best(table: pd.DataFrame, axes: list[str]) -> tuple[dict[str, float], dict[str, str]]:
+    """The parent's metrics (job counts, best job's results) and tags (best run, failures)."""
+    metrics = studies.count_outcomes(table["status"])
+    labels = {tags.ERROR: ""}  # cleared when a resumed sweep no longer fails
+    good = table[table["status"].isin(DONE) & table["val_accuracy"].notna()]
+    if len(good):
+        best = good.iloc[0]
+        metrics["best_val_accuracy"] = float(best["val_accuracy"])
+        metrics["best_test_accuracy"] = float(best["test_accuracy"])
+        labels.update(
+            studies.best_labels(str(best["run_id"]), " ".join(f"{a}={best[a]}" for a in axes) or f"job {best['job']}")
+        )
+    failed = [failure_line(row) for row in table.to_dict("records") if row["status"] not in DONE]
+    if failed:
+        labels[tags.ERROR] = "; ".join(failed)[:5000]
+    return metrics, labels
+
+
+def failure_line(row: dict) -> str:
+    return f"job {row['job']} {row['status']}" + (f": {row['note']}" if row["note"] else "")
+
+
+def print_summary(plan: Plan, status: str, table: pd.DataFrame, metrics: dict, labels: dict) -> None:
+    print(
+        f"\nsweeplab: sweep '{plan.name}' {status}: "
+        f"{metrics['jobs_finished']} of {len(table)} jobs finished "
+        f"({metrics['jobs_skipped']} skipped as already done), {metrics['jobs_failed']} failed, "
+        f"{metrics['jobs_killed']} killed or not run",
+        flush=True,
+    )
+    with pd.option_context("display.width", 200, "display.max_columns", 20, "display.max_colwidth", 60):
+        print(table.drop(columns=["run_id"]).to_string(index=False), flush=True)
+    if tags.BEST_RUN in labels:
+        print(
+            f"sweeplab: best {labels[tags.BEST]}: val_accuracy={metrics['best_val_accuracy']:.4f} "
+            f"test_accuracy={metrics['best_test_accuracy']:.4f} (run {labels[tags.BEST_RUN]})"
+        )
+    for row in table.to_dict("records"):
+        if row["status"] not in DONE:
+            print(f"sweeplab: {failure_line(row)}", file=sys.stderr, flush=True)
+    print(f"sweeplab: summary in {plan.directory}/summary.md", flush=True)
+
+
+def summarize(study: Study, plan: Plan, reached_end: bool) -> str:
+    """Build, save, print and log the summary; return the status the parent run ends with."""
+    from sweeplab.plots import plot_curves
+    from sweeplab.tables import markdown
+
+    axes = list(plan.axes)
+    table = summary_table([job_row(study, axes, job, report) for job, report in what_ran(plan, study)], axes)
+    status = studies.final_status(table["status"], reached_end)
+    metrics, labels = counts_and_best(table, axes)
+
+    plan.directory.mkdir(parents=True, exist_ok=True)
+    files = [plan.directory / name for name in ("summary.csv", "summary.md", "val_accuracy.png")]
+    table.to_csv(files[0], index=False)
+    files[1].write_text(markdown(table))
+    plot_curves(val_accuracy_curves(study, table, axes), files[2], f"{plan.name}: val_accuracy per epoch")
+    print_summary(plan, status, table, metrics, labels)
+    study.record(metrics, labels, files)
+    print_comparison(study.run_id, plan.axes, table)
+    print(f"sweeplab: parent run {study.run_id} -> {ui_url(study.experiment_id, study.run_id)} (make ui)", flush=True)
+    return status
+
+
+def print_comparison(parent: str, axes: dict[str, str], table: pd.DataFrame) -> None:
+    """compare.py's report for the sweep, grouped by its first swept axis of listed values other than the
+    seed (a sampled range, e.g. Optuna's interval, has a value per job: nothing to group)."""
+    listed = [axis for axis, values in axes.items() if "(" not in values or values.startswith("choice(")]
+    by = next((axis for axis in listed if axis != "seed"), next(iter(axes), None))
+    if by is None or not (table["status"] == "FINISHED").any():
+        return
+    from sweeplab.compare.runs import report_for_sweep
+
+    try:
+        print(report_for_sweep(parent, by=by), flush=True)
+    except Exception as err:  # noqa: BLE001 - the sweep itself is done; a report problem must not fail it
+        print(f"sweeplab: no comparison report ({type(err).__name__}: {err})", flush=True)

@@ -1,0 +1,141 @@
+"""One tracked run: its name, params and tags, and a context that never leaves it RUNNING."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import traceback
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from omegaconf import DictConfig, OmegaConf
+
+import sweeplab
+from sweeplab import compat
+from sweeplab.config import config_hash, hidden_units, learning_rate, optimizer_name
+from sweeplab.errors import ArtifactWriteError, TrackingLost, one_line
+from sweeplab.signals import signals_held
+from sweeplab.tracking import tags
+from sweeplab.tracking.store import unreachable
+
+if TYPE_CHECKING:
+    import mlflow
+
+
+def run_name(cfg: DictConfig) -> str:
+    """e.g. 'mlp 300-100 relu sgd lr=0.01 seed=42'."""
+    shape = "-".join(str(u) for u in hidden_units(cfg))
+    return f"mlp {shape} {cfg.activation} {optimizer_name(cfg)} lr={learning_rate(cfg):g} seed={cfg.seed}"
+
+
+def flat_params(cfg: DictConfig) -> dict[str, Any]:
+    """The resolved config (Hydra's own node left out), flattened to dotted keys."""
+    plain = OmegaConf.to_container(cfg, resolve=True)
+    assert isinstance(plain, dict)
+    plain.pop("hydra", None)
+    plain["lr"] = learning_rate(cfg)
+    plain["optimizer"]["learning_rate"] = plain["lr"]
+    plain["model"]["hidden_units"] = hidden_units(cfg)
+    import pandas as pd
+
+    flat = pd.json_normalize(plain, sep=".").iloc[0].to_dict()
+    return {k: ("null" if v is None else v) for k, v in flat.items()}
+
+
+def _git(*args: str) -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", *args], cwd=Path(sweeplab.__file__).parent, capture_output=True, text=True, timeout=10
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def source_tags() -> dict[str, str]:
+    """Versions and the git state of the code that ran."""
+    import keras
+
+    found = {
+        "sweeplab.version": sweeplab.__version__,
+        "keras.version": keras.__version__,
+        "keras.backend": keras.backend.backend(),
+    }
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        found["tensorflow.version"] = tf.__version__
+    commit = _git("rev-parse", "HEAD")
+    if commit:
+        found["mlflow.source.git.commit"] = commit
+        found["sweeplab.git_commit"] = commit
+        found["sweeplab.git_dirty"] = str(bool(_git("status", "--porcelain", "--untracked-files=no")))
+    return found
+
+
+def parent_run_id() -> str | None:
+    """The study's parent run, handed to its jobs (in any process or machine) through the environment."""
+    return os.environ.get(tags.PARENT_RUN_ENV) or None
+
+
+def _lost(run_id: str) -> TrackingLost:
+    import mlflow
+
+    return TrackingLost(
+        f"the MLflow tracking server at {mlflow.get_tracking_uri()} stopped answering during run {run_id}, "
+        "which stays RUNNING there; rerun the same command once the server is back (a sweep resumes where "
+        "it stopped and closes that run)"
+    )
+
+
+@contextlib.contextmanager
+def tracked_run(name: str, labels: dict[str, str]) -> Iterator[mlflow.ActiveRun]:
+    """An MLflow run that ends FINISHED, FAILED (an error) or KILLED (Ctrl-C, SIGTERM), never RUNNING.
+
+    A failed run keeps what it logged and gets the reason as a tag, as its description in the UI, and
+    the traceback as error.txt.
+    """
+    import mlflow
+    from mlflow.entities import RunStatus
+
+    parent = parent_run_id()
+    if parent and tags.ROLE not in labels:
+        labels = {**labels, tags.ROLE: tags.ROLE_JOB}
+    run = mlflow.start_run(run_name=name, tags=labels, parent_run_id=parent)
+    try:
+        yield run
+    except BaseException as exc:
+        status = RunStatus.KILLED if isinstance(exc, KeyboardInterrupt) else RunStatus.FAILED
+        status_name = RunStatus.to_string(status)
+        reason = one_line(exc)
+        # A second Ctrl-C or SIGTERM waits until the run is ended (it arrives when the block exits).
+        with signals_held():
+            # A lost server would make each call below retry; one quick probe tells.
+            lost = unreachable(mlflow.get_tracking_uri())
+            if lost is None:
+                # Record what we can; the store itself may be what failed, and the run must still be ended.
+                with contextlib.suppress(Exception):
+                    mlflow.set_tags({tags.ERROR: reason[:5000], tags.NOTE: f"{status_name}: {reason}"[:5000]})
+                    mlflow.log_text(traceback.format_exc(), "error.txt")
+                with contextlib.suppress(Exception):
+                    mlflow.end_run(status_name)
+            else:
+                # Off MLflow's stack of active runs, so that the next job in this process starts clean.
+                compat.forget_active_run(run.info.run_id)
+        if lost is not None and not isinstance(exc, KeyboardInterrupt):
+            raise _lost(run.info.run_id) from exc
+        if isinstance(exc, OSError):  # inside a run only writing its files raises these (disk full, ...)
+            where = f": {exc.filename}" if exc.filename else ""
+            raise ArtifactWriteError(
+                f"run {run.info.run_id} FAILED: cannot write its files to {run.info.artifact_uri} "
+                f"({exc.strerror or exc}{where}); free disk space or fix the experiment's artifact location"
+            ) from exc
+        raise
+    mlflow.end_run(RunStatus.to_string(RunStatus.FINISHED))
+
+
+def run_tags(cfg: DictConfig) -> dict[str, str]:
+    """What every run of `cfg` is tagged with: versions, git state, config identity, dataset."""
+    return {**source_tags(), tags.CONFIG_HASH: config_hash(cfg), tags.DATASET: cfg.data.name}

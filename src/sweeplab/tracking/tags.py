@@ -1,0 +1,41 @@
+"""The one vocabulary of tags and environment variables sweeplab writes to and reads from MLflow.
+
+Older stores used other names for some of them; `LEGACY_*` lists what is still read, so they resume and
+compare as before.
+"""
+
+from __future__ import annotations
+
+PARENT_RUN_ENV = "SWEEPLAB_PARENT_RUN_ID"  # a study's parent run id, handed to its jobs in any process
+JOB_TOTAL_ENV = "SWEEPLAB_STUDY_SIZE"  # jobs the study will run, when known ("job i/N")
+AXES_ENV = "SWEEPLAB_STUDY_AXES"  # the swept keys, comma-separated, to label a job by what varies
+
+PARENT = "mlflow.parentRunId"  # MLflow's own: folds a child under its parent in the UI
+RUN_NAME = "mlflow.runName"
+NOTE = "mlflow.note.content"  # shown as the run's description in the MLflow UI
+ERROR = "sweeplab.error"  # why a run or study ended FAILED or KILLED ("" once it no longer does)
+CONFIG_HASH = "sweeplab.config_hash"  # the identity of a run's config (sweeplab.config.config_hash)
+DATASET = "sweeplab.dataset"
+
+ROLE = "sweeplab.role"  # "study" (a parent), "job" (a sweep's child) or "trial" (a search's child)
+STUDY = "sweeplab.study"  # a study's key: the same study command finds and resumes the same parent
+STUDY_KIND = "sweeplab.study_kind"  # "grid" (Hydra's basic sweeper), "sweeper" (any other), "tuner"
+STUDY_NAME = "sweeplab.study_name"  # e.g. "sweep lr", "optuna lr optimizer", "random search"
+BEST_RUN = "sweeplab.best_run_id"  # the best child's run id
+BEST = "sweeplab.best_job"  # what the best child is: its swept values, or its trial id and config
+MAX_TRIALS = "sweeplab.max_trials"
+
+TRIAL = "sweeplab.trial_id"
+TRIAL_STATUS = "sweeplab.trial_status"
+TUNER_ID = "sweeplab.tuner_id"
+ATTEMPT = "sweeplab.attempt"  # >1 when a trial was started again (interrupted search, retry)
+SUPERSEDED_BY = "sweeplab.superseded_by"
+CONTINUES_TRIAL = "sweeplab.continues_trial"  # Hyperband: the trial whose weights this trial trains on
+CONTINUES_RUN = "sweeplab.continues_run"
+REGISTERED_MODEL = "sweeplab.registered_model"
+
+ROLE_STUDY, ROLE_JOB, ROLE_TRIAL = "study", "job", "trial"
+
+# Written by earlier versions, still read: a grid sweep's key, a search's key and its parent's role.
+LEGACY_STUDY_KEYS = ("sweeplab.sweep_hash", "sweeplab.tuner_project")
+LEGACY_ROLE_STUDY = "search"

@@ -1,0 +1,169 @@
+"""A finished search on its parent run: the trials table, the best values, the best model retrained and registered."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import keras
+import mlflow
+import numpy as np
+import pandas as pd
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from sweeplab.backend import fresh_start
+from sweeplab.config import hidden_units
+from sweeplab.data import Dataset
+from sweeplab.tables import markdown
+from sweeplab.tracking import studies, tags
+from sweeplab.tracking.artifacts import log_model, log_outputs
+from sweeplab.tracking.runs import run_name
+from sweeplab.tracking.studies import Study
+from sweeplab.tracking.ui import ui_url
+from sweeplab.train import EVAL_BATCH_SIZE, compile_model, fit
+from sweeplab.tuning.trials import trial_runs
+
+
+@dataclass
+class SearchResult:
+    parent_run_id: str
+    experiment_id: str
+    best_score: float
+    baseline_score: float
+    trials: pd.DataFrame = field(repr=False)
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+def early_stopping(cfg: DictConfig, restore: bool = False) -> list:
+    """Keras's early stopping on the search's objective, when tuner.patience is set."""
+    if cfg.tuner.patience is None:
+        return []
+    return [
+        keras.callbacks.EarlyStopping(
+            monitor=cfg.tuner.objective, patience=cfg.tuner.patience, restore_best_weights=restore
+        )
+    ]
+
+
+def trials_table(tuner: Any) -> pd.DataFrame:
+    """One row per trial: id, status, score, hyperparameters, its MLflow run; best first."""
+    runs = {}
+    for run in reversed(trial_runs(tuner.experiment_id, tuner.project)):  # oldest first, so the latest attempt wins
+        runs[run.data.tags[tags.TRIAL]] = run.info.run_id
+    rows = []
+    for trial_id, trial in tuner.oracle.trials.items():
+        values = dict(trial.hyperparameters.values)
+        rows.append(
+            {
+                "trial_id": trial_id,
+                "status": str(trial.status),
+                "score": np.nan if trial.score is None else float(trial.score),
+                "best_step": trial.best_step,
+                "hidden_units": "-".join(str(values[f"units_{i + 1}"]) for i in range(int(values["depth"]))),
+                **{k: v for k, v in values.items() if not k.startswith("units_")},
+                "run_id": runs.get(trial_id),
+            }
+        )
+    table = pd.DataFrame(rows)
+    ascending = tuner.oracle.objective.direction == "min"
+    return table.sort_values("score", ascending=ascending, na_position="last", kind="stable")
+
+
+def _same_values(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    def strip(values: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in values.items() if not k.startswith("tuner/")}
+
+    return strip(a) == strip(b)
+
+
+def baseline_score(tuner: Any) -> float:
+    """The best score of the baseline's values: trial 0 and, under Hyperband, the trials continuing it."""
+    trials = tuner.oracle.trials
+    first = trials[tuner.oracle.start_order[0]]
+    scores = [
+        t.score
+        for t in trials.values()
+        if t.score is not None and _same_values(t.hyperparameters.values, first.hyperparameters.values)
+    ]
+    if not scores:
+        return float("nan")
+    return float(max(scores) if tuner.oracle.objective.direction == "max" else min(scores))
+
+
+def retrain_best(cfg: DictConfig, data: Dataset) -> tuple[Any, pd.DataFrame]:
+    """Train the best trial's config from scratch, keeping the weights of its best epoch."""
+    fresh_start(cfg.seed)
+    model = compile_model(cfg, data)
+    history = fit(cfg, model, data, extra_callbacks=early_stopping(cfg, restore=True))
+    return model, history
+
+
+def summarize(cfg: DictConfig, tuner: Any, data: Dataset, study: Study) -> SearchResult:
+    """The search's record on its parent: trials table, best values, the best model retrained and logged."""
+
+    table = trials_table(tuner)
+    completed = table[table.status == "COMPLETED"]
+    if completed.empty:
+        raise RuntimeError("no trial of the search completed; see the FAILED trial runs for the reasons")
+    best_trial = tuner.oracle.get_best_trials(1)[0]
+    best_cfg = tuner.hypermodel.config_of(best_trial.hyperparameters)
+    with open_dict(best_cfg):
+        best_cfg.tuner = cfg.tuner  # early stopping settings for the retraining
+        best_cfg.epochs = int(cfg.tuner.max_epochs)
+    base = baseline_score(tuner)
+    best = float(best_trial.score)
+
+    with study.active():
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = Path(tmp)
+            table.to_csv(folder / "trials.csv", index=False)
+            (folder / "trials.md").write_text(markdown(table))
+            best_values = dict(best_trial.hyperparameters.values)
+            best_values["hidden_units"] = hidden_units(best_cfg)
+            (folder / "best_hyperparameters.json").write_text(json.dumps(best_values, indent=2, default=str))
+            (folder / "tuner.yaml").write_text(OmegaConf.to_yaml(cfg.tuner, resolve=True))
+            mlflow.log_artifacts(str(folder), artifact_path="search")
+        mlflow.set_tags(
+            studies.best_labels(str(table.iloc[0].run_id), f"trial {best_trial.trial_id}: {run_name(best_cfg)}")
+        )
+        model, history = retrain_best(best_cfg, data)
+        test = model.evaluate(data.x_test, data.y_test, batch_size=EVAL_BATCH_SIZE, verbose=0, return_dict=True)
+        metrics = {
+            "best_score": best,
+            "baseline_score": base,
+            "gain_over_baseline": best - base,
+            "trials_completed": float(len(completed)),
+            "trials_failed": float((table.status != "COMPLETED").sum()),
+            "test_loss": float(test["loss"]),
+            "test_accuracy": float(test["accuracy"]),
+            "param_count": float(model.count_params()),
+        }
+        mlflow.log_metrics(metrics)
+        with tempfile.TemporaryDirectory() as tmp:
+            log_outputs(best_cfg, model, data, history, Path(tmp), EVAL_BATCH_SIZE)
+        if cfg.tracking.log_model:
+            log_model(model, data.x_test[: max(1, cfg.training.predict_samples)])
+            if cfg.tuner.registered_model:
+                register_best(cfg.tuner.registered_model, study.run_id)
+        note = (
+            f"{cfg.tuner.kind} search: best {cfg.tuner.objective}={best:.4f} (trial {best_trial.trial_id}, "
+            f"{run_name(best_cfg)}) vs baseline {base:.4f}: gain {best - base:+.4f}; "
+            f"test_accuracy={metrics['test_accuracy']:.4f}"
+        )
+        mlflow.set_tag(tags.NOTE, note)
+
+    print(table.drop(columns=["run_id"]).head(10).to_string(index=False))
+    print(f"sweeplab: {note} -> {ui_url(study.experiment_id, study.run_id)} (make ui)", flush=True)
+    return SearchResult(study.run_id, study.experiment_id, best, base, table, metrics)
+
+
+def register_best(name: str, run_id: str) -> None:
+    """The model just logged on the parent, as a new version of `name` in the Model Registry."""
+    logged = mlflow.last_logged_model()
+    source = f"models:/{logged.model_id}" if logged is not None else f"runs:/{run_id}/model"
+    version = mlflow.register_model(source, name, tags={"sweeplab.search_run": run_id})
+    mlflow.set_tag(tags.REGISTERED_MODEL, f"{name}/{version.version}")
+    print(f"sweeplab: registered the best model as '{name}' version {version.version}", flush=True)

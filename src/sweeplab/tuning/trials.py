@@ -1,0 +1,155 @@
+"""Keras Tuner's tuners with every trial an MLflow child run of the search's parent, logged where it trains."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import keras_tuner
+import mlflow
+from mlflow.tracking import MlflowClient
+from omegaconf import DictConfig
+
+from sweeplab import compat
+from sweeplab.backend import fresh_start
+from sweeplab.callbacks import MlflowEpochLogger, StopOnDivergence
+from sweeplab.errors import DivergedError
+from sweeplab.signals import interrupted, raise_if_interrupted
+from sweeplab.tracking import tags
+from sweeplab.tracking.runs import flat_params, run_name, run_tags, tracked_run
+from sweeplab.tuning.hypermodel import MlpHyperModel
+from sweeplab.tuning.oracles import BayesianOptimizationOracle, HyperbandOracle, RandomSearchOracle
+
+
+def trial_runs(experiment_id: str, project: str, trial_id: str | None = None) -> list:
+    """Trial runs of a search (newest first), optionally of one trial id; also those of earlier versions."""
+    found: dict[str, Any] = {}
+    for key in (tags.STUDY, "sweeplab.tuner_project"):
+        query = f"tags.`{key}` = '{project}' and tags.`{tags.ROLE}` = '{tags.ROLE_TRIAL}'"
+        if trial_id is not None:
+            query += f" and tags.`{tags.TRIAL}` = '{trial_id}'"
+        for run in MlflowClient().search_runs([experiment_id], query, order_by=["attributes.start_time DESC"]):
+            found.setdefault(run.info.run_id, run)
+    return sorted(found.values(), key=lambda r: r.info.start_time, reverse=True)
+
+
+class TrackedTrials:
+    """Tuner mixin: each trial runs inside an MLflow child run of the search's parent.
+
+    The child run is opened by the process that trains the trial (a distributed worker too), so each
+    trial is logged once, where it ran. The parent comes through SWEEPLAB_PARENT_RUN_ID, as for sweeps.
+    """
+
+    hypermodel: MlpHyperModel
+    oracle: Any
+    tuner_id: str
+
+    def _setup_tracking(self, project: str, experiment_id: str) -> None:
+        self.project = project
+        self.experiment_id = experiment_id
+        self._trial_runs: dict[str, str] = {}
+        self.trials_run = 0  # in this process: 0 when a resumed search had nothing left to do
+
+    def run_trial(self, trial: Any, *args: Any, **kwargs: Any) -> Any:
+        raise_if_interrupted()  # one that Python swallowed (it lands in a GC callback at times)
+        hp = trial.hyperparameters
+        cfg = self.hypermodel.config_of(hp)
+        fresh_start(cfg.seed)  # each trial starts from the same seed, whatever ran before it
+        labels = {
+            **run_tags(cfg),
+            tags.STUDY: self.project,
+            tags.ROLE: tags.ROLE_TRIAL,
+            tags.TRIAL: trial.trial_id,
+            tags.TUNER_ID: self.tuner_id,
+        }
+        earlier = trial_runs(self.experiment_id, self.project, trial_id=trial.trial_id)
+        labels[tags.ATTEMPT] = str(len(earlier) + 1)
+        if "tuner/trial_id" in hp.values:
+            past = str(hp.values["tuner/trial_id"])
+            labels[tags.CONTINUES_TRIAL] = past
+            past_runs = trial_runs(self.experiment_id, self.project, trial_id=past)
+            if past_runs:
+                labels[tags.CONTINUES_RUN] = past_runs[0].info.run_id
+        with tracked_run(f"trial {trial.trial_id}: {run_name(cfg)}", labels) as run:
+            self._trial_runs[trial.trial_id] = run.info.run_id
+            self.trials_run += 1
+            mlflow.log_params(flat_params(cfg))
+            mlflow.log_params({f"hp.{k}": v for k, v in hp.values.items()})
+            kwargs["callbacks"] = [*kwargs.get("callbacks", []), StopOnDivergence(), MlflowEpochLogger()]
+            started = time.perf_counter()
+            try:
+                results = super().run_trial(trial, *args, **kwargs)  # type: ignore[misc]
+            except DivergedError as err:
+                # A diverged trial is a result of its values, not a crash: fail it without a retry.
+                raise keras_tuner.errors.FailedTrialError(str(err)) from err
+            except Exception:
+                if interrupted():  # Ctrl-C or SIGTERM, disguised by TensorFlow: stop, do not fail
+                    raise_if_interrupted()
+                raise
+            score = compat.trial_objective(results, self.oracle.objective)
+            mlflow.log_metrics({"score": score, "trial_time": time.perf_counter() - started})
+            for earlier_run in earlier:
+                MlflowClient().set_tag(earlier_run.info.run_id, tags.SUPERSEDED_BY, run.info.run_id)
+        return results
+
+    def on_search_begin(self) -> None:
+        super().on_search_begin()  # type: ignore[misc]
+        if role() != "worker":
+            # Keras Tuner's trial summaries stay visible even when training.verbose=0 hides Keras's bars.
+            self.oracle.verbose = 1
+
+    def on_trial_end(self, trial: Any) -> None:
+        super().on_trial_end(trial)  # type: ignore[misc]
+        run_id = self._trial_runs.pop(trial.trial_id, None)
+        if run_id is not None:
+            MlflowClient().set_tag(run_id, tags.TRIAL_STATUS, str(trial.status))
+
+
+class TrackedTuner(TrackedTrials, keras_tuner.Tuner):
+    """Random search and Bayesian optimisation: Keras Tuner's Tuner with its oracle."""
+
+
+class TrackedHyperband(TrackedTrials, keras_tuner.Hyperband):
+    """Hyperband's run_trial (epochs from the bracket, weights of the trial it continues), our oracle."""
+
+    def __init__(self, oracle: Any, hypermodel: Any, **kwargs: Any) -> None:
+        keras_tuner.Tuner.__init__(self, oracle=oracle, hypermodel=hypermodel, **kwargs)
+
+
+def role() -> str:
+    """This process in Keras Tuner's distributed mode (its documented KERASTUNER_* variables): single, chief, worker."""
+    import os
+
+    if "KERASTUNER_ORACLE_IP" not in os.environ:
+        return "single"
+    return "chief" if "chief" in os.environ.get("KERASTUNER_TUNER_ID", "") else "worker"
+
+
+def build_tuner(cfg: DictConfig, hypermodel: MlpHyperModel, project: str, experiment_id: str) -> TrackedTrials:
+    t = cfg.tuner
+    common = {
+        "objective": t.objective,
+        "seed": cfg.seed,
+        "max_consecutive_failed_trials": t.max_consecutive_failed_trials,
+    }
+    tuner_cls: type = TrackedTuner
+    if t.kind == "random":
+        oracle = RandomSearchOracle(max_trials=t.max_trials, **common)
+    elif t.kind == "bayesian":
+        oracle = BayesianOptimizationOracle(max_trials=t.max_trials, num_initial_points=t.num_initial_points, **common)
+    else:
+        oracle = HyperbandOracle(
+            max_epochs=t.max_epochs, factor=t.factor, hyperband_iterations=t.hyperband_iterations, **common
+        )
+        oracle.max_trials = t.max_trials  # the base Oracle stops creating trials there (None: no cap)
+        tuner_cls = TrackedHyperband
+    tuner = tuner_cls(
+        oracle=oracle,
+        hypermodel=hypermodel,
+        directory=t.directory,
+        project_name=project,
+        overwrite=bool(cfg.force),
+        executions_per_trial=t.executions_per_trial,
+    )
+    tuner._setup_tracking(project, experiment_id)
+    return tuner

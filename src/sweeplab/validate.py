@@ -1,0 +1,119 @@
+"""The checks that run before any work starts: `validate` refuses a value that cannot train, in one line.
+
+Nothing here imports TensorFlow, so a bad override is refused at once.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from omegaconf import DictConfig
+
+from sweeplab.config import DATASET_TRAIN_SIZES, KERAS_ACTIVATIONS
+from sweeplab.errors import ConfigError
+from sweeplab.tuning.space import validate_tuner
+
+# Optimizer settings that are fractions in [0, 1).
+_FRACTION_PARAMS = ("momentum", "rho", "beta_1", "beta_2")
+
+
+def _positive(name: str, value: Any, allowed: str = "a number > 0") -> None:
+    if value is None or isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(f"{name}={value!r} is not allowed: must be {allowed}")
+    if not math.isfinite(value) or value <= 0:
+        raise ConfigError(f"{name}={value} is not allowed: must be {allowed}")
+
+
+def _validate_optimizer(opt: DictConfig) -> None:
+    if opt is None or "_target_" not in opt:
+        raise ConfigError(
+            "optimizer is not set: choose one of optimizer=sgd|momentum|nesterov|rmsprop|adam|adamw|nadam|adagrad"
+        )
+    for key, value in opt.items():
+        if key in ("_target_", "name") or isinstance(value, bool) or value is None:
+            continue
+        if key == "learning_rate":
+            _positive("optimizer.learning_rate", value)
+        elif key in _FRACTION_PARAMS:
+            if not isinstance(value, int | float) or not 0 <= value < 1:
+                raise ConfigError(f"optimizer.{key}={value} is not allowed: must be in [0, 1)")
+        elif isinstance(value, int | float):
+            if not math.isfinite(value) or value < 0:
+                raise ConfigError(f"optimizer.{key}={value} is not allowed: must be a number >= 0")
+
+
+def validate(cfg: DictConfig) -> None:
+    """Refuse values that cannot train, with one line naming the first bad one."""
+    if cfg.lr is not None:
+        _positive("lr", cfg.lr)
+    _validate_optimizer(cfg.optimizer)
+    if cfg.model.units is not None:
+        if len(cfg.model.units) == 0:
+            raise ConfigError("model.units=[] is not allowed: give at least one hidden layer size")
+        for i, units in enumerate(cfg.model.units):
+            if not isinstance(units, int) or isinstance(units, bool) or units < 1:
+                raise ConfigError(f"model.units[{i}]={units} is not allowed: must be an integer >= 1")
+    else:
+        for key in ("depth", "width"):
+            if cfg[key] < 1:
+                raise ConfigError(f"{key}={cfg[key]} is not allowed: must be an integer >= 1")
+        _positive("model.taper", cfg.model.taper)
+    for key in ("epochs", "batch_size"):
+        if cfg[key] < 1:
+            raise ConfigError(f"{key}={cfg[key]} is not allowed: must be an integer >= 1")
+    if cfg.seed < 0:
+        raise ConfigError(f"seed={cfg.seed} is not allowed: must be an integer >= 0")
+    if cfg.activation not in KERAS_ACTIVATIONS:
+        raise ConfigError(
+            f"activation={cfg.activation} is not a Keras activation: use one of " + " ".join(KERAS_ACTIVATIONS)
+        )
+    if cfg.backend not in ("tensorflow", "jax"):
+        raise ConfigError(f"backend={cfg.backend} is not allowed: use tensorflow or jax")
+    _validate_data(cfg.data)
+    _validate_training(cfg.training)
+    if cfg.tuner is not None:
+        validate_tuner(cfg)
+
+
+def _validate_data(data: DictConfig) -> None:
+    if data.path is None and data.name not in DATASET_TRAIN_SIZES:
+        raise ConfigError(
+            f"data.name={data.name} is not a known dataset: use one of "
+            f"{' '.join(DATASET_TRAIN_SIZES)}, or give data.path=DIR_OR_NPZ"
+        )
+    if data.validation_size < 1:
+        raise ConfigError(f"data.validation_size={data.validation_size} is not allowed: must be >= 1")
+    if data.limit is not None:
+        if data.limit < 1:
+            raise ConfigError(
+                f"data.limit={data.limit} is not allowed: must be an integer >= 1 (or null for all training images)"
+            )
+        if data.path is None:
+            check_limit(data, DATASET_TRAIN_SIZES[data.name])
+
+
+def check_limit(data: DictConfig, train_images: int) -> None:
+    """data.limit counts training images left after the validation split."""
+    available = train_images - data.validation_size
+    if available < 1:
+        raise ConfigError(
+            f"data.validation_size={data.validation_size} leaves no training images ({data.name} has {train_images})"
+        )
+    if data.limit is not None and data.limit > available:
+        raise ConfigError(
+            f"data.limit={data.limit} is larger than the data: {data.name} has {available} "
+            f"training images after the {data.validation_size} validation images"
+        )
+
+
+def _validate_training(training: DictConfig) -> None:
+    for key in ("fused_steps", "steps_per_execution"):
+        if training[key] < 1:
+            raise ConfigError(f"training.{key}={training[key]} is not allowed: must be an integer >= 1")
+    if training.threads is not None and training.threads < 1:
+        raise ConfigError(f"training.threads={training.threads} is not allowed: must be >= 1 or null")
+    if training.predict_samples < 0:
+        raise ConfigError(f"training.predict_samples={training.predict_samples} is not allowed: must be >= 0")
+    if str(training.verbose) not in ("auto", "0", "1", "2"):
+        raise ConfigError(f"training.verbose={training.verbose} is not allowed: use auto, 0, 1 or 2")
