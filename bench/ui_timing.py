@@ -8,7 +8,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from sweeplab.ui import running_ui
+from sweeplab.tracking.ui import running_ui
 
 
 def _timed(request: urllib.request.Request) -> float:

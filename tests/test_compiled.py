@@ -23,6 +23,7 @@ from sweeplab.backend import select_backend
 
 base = OmegaConf.create(sys.stdin.read())
 select_backend(base.backend)
+from sweeplab.perf.compiled_cache import last_take_reused
 from sweeplab.train import run
 
 sgd, momentum = {"momentum": 0.0}, {"momentum": 0.5}
@@ -38,7 +39,7 @@ results = {}
 for name, change in jobs.items():
     result = run(OmegaConf.merge(base, change))
     results[name] = {
-        "run_id": result.run_id, "reused": result.reused_compiled, "test_loss": result.metrics["test_loss"]
+        "run_id": result.run_id, "reused": last_take_reused(), "test_loss": result.metrics["test_loss"]
     }
 print("RESULT " + json.dumps(results))
 """

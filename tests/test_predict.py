@@ -86,6 +86,7 @@ def test_predict_registered_model_on_image_files(small_sweep: dict, tmp_path, mo
 
 def test_unknown_model_and_missing_image_are_one_line_errors(small_sweep: dict, capsys, tmp_path) -> None:
     run_id, _ = first_child(small_sweep)
+    capsys.readouterr()  # MLflow's download progress bar, from first_child
     for argv, message in [
         (
             ["--model", "runs:/0123456789abcdef0123456789abcdef/model"],

@@ -35,14 +35,15 @@ class DrawSweeperConf:
     _target_: str = "hydra_plugins.draw_sweeper.DrawSweeper"
     draws: int = 3  # not n_trials: sweeplab cannot know this sweeper's size
     seed: int = 0
+    crash_after: int = -1  # raise an error of the sweeper's own after this many jobs
 
 
 ConfigStore.instance().store(group="hydra/sweeper", name="draw", node=DrawSweeperConf, provider="test")
 
 
 class DrawSweeper(Sweeper):
-    def __init__(self, draws, seed):
-        self.draws, self.seed = draws, seed
+    def __init__(self, draws, seed, crash_after):
+        self.draws, self.seed, self.crash_after = draws, seed, crash_after
 
     def setup(self, *, hydra_context, task_function, config):
         from hydra.core.plugins import Plugins
@@ -64,6 +65,8 @@ class DrawSweeper(Sweeper):
         draw = random.Random(self.seed)
         returns = []
         for num in range(self.draws):
+            if num == self.crash_after:
+                raise RuntimeError("the draw sweeper lost its random source")
             job = fixed + [f"{key}={draw.choice(values)}" for key, values in choices.items()]
             returns.append(self.launcher.launch([job], initial_job_idx=num)[0].return_value)
         print("DRAW RETURNS", returns)
@@ -138,11 +141,11 @@ def test_optuna_sweeper_samples_intervals_and_choices_into_one_study(cli, client
 
 @pytest.mark.slow
 def test_optuna_sweeper_on_joblib_with_a_failing_trial_goes_on(cli, client, tmp_path: Path) -> None:
-    """A trial whose value cannot train fails alone, in one line, before training; the sweeper gets NaN (a
-    failed trial; hydra.sweeper.max_failure_rate decides whether Optuna goes on) and the study ends FAILED."""
+    """A trial whose value cannot train fails alone, in one line, before training; Optuna records a failed
+    trial and, with hydra.sweeper.max_failure_rate, goes on to the next batch; the study ends FAILED."""
     require_module("hydra_plugins.hydra_optuna_sweeper")
     args = ["-m", "hydra/sweeper=optuna", "hydra.sweeper.direction=maximize", "hydra/sweeper/sampler=grid",
-            "hydra.sweeper.n_trials=2", "hydra.sweeper.n_jobs=2", "hydra.sweeper.max_failure_rate=1.0",
+            "hydra.sweeper.n_trials=2", "hydra.sweeper.n_jobs=1", "hydra.sweeper.max_failure_rate=1.0",
             "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "depth=choice(2,0)", *TINY]  # fmt: skip
     done = cli(*args)
     assert done.returncode == 1, done.stderr[-3000:]
@@ -179,6 +182,47 @@ def test_a_sweeper_plugin_of_our_own_drives_the_study(cli, client, tmp_path: Pat
     # What each job returned to the sweeper is its run's val_accuracy.
     assert sorted(returns) == pytest.approx(sorted(table["val_accuracy"]), abs=1e-4)
     assert not any(math.isnan(v) for v in returns)
+
+
+def test_optuna_stops_at_a_failure_by_default_and_says_why(cli, client, tmp_path: Path) -> None:
+    """Optuna's default max_failure_rate (0) ends its study after the failed trial's batch: the parent ends
+    FAILED with what ran, and the only lines are the job's error and the sweeper's."""
+    require_module("hydra_plugins.hydra_optuna_sweeper")
+    args = ["-m", "hydra/sweeper=optuna", "hydra.sweeper.direction=maximize", "hydra/sweeper/sampler=grid",
+            "hydra.sweeper.n_trials=2", "hydra.sweeper.n_jobs=1", "lr=choice(-1)", *TINY]  # fmt: skip
+    done = cli(*args)
+    assert done.returncode == 1, done.stderr[-3000:]
+    parent, children = study_runs(client)
+    assert parent.info.status == "FAILED" and children == []
+    errors = [line for line in done.stderr.splitlines() if line.startswith("sweeplab: error:")]
+    assert len(errors) == 1 and errors[0].startswith("sweeplab: error: job 1/2: lr=-1.0 is not allowed"), errors
+    assert "Traceback" not in done.stderr
+    table = summary_of(client, parent.info.run_id, tmp_path)
+    assert list(table["status"]) == ["FAILED"]
+
+
+def test_optuna_database_storage_is_refused_in_one_line(cli, client) -> None:
+    require_module("hydra_plugins.hydra_optuna_sweeper")
+    done = cli("-m", *OPTUNA, "hydra.sweeper.storage=sqlite:///optuna.db", "lr=interval(0.001,0.3)", *TINY)
+    assert done.returncode == 2
+    lines = [line for line in done.stderr.splitlines() if line.strip() and "Warning" not in line]
+    assert len(lines) == 1 and lines[0].startswith("sweeplab: error: hydra.sweeper.storage=sqlite:///optuna.db:")
+    assert experiment_runs(client) == []
+
+
+def test_a_sweeper_that_fails_itself_fails_the_study_in_one_line(cli, client, plugin_path) -> None:
+    done = cli("-m", "hydra/sweeper=draw", "hydra.sweeper.crash_after=1", "lr=0.01,0.1", *TINY, env=plugin_path)
+    assert done.returncode == 1
+    parent, (child,) = study_runs(client)
+    assert child.info.status == "FINISHED"  # what ran before stays
+    assert parent.info.status == "FAILED"
+    assert (
+        parent.data.tags["sweeplab.error"]
+        == "the draw sweeper stopped: RuntimeError: the draw sweeper lost its random source"
+    )
+    errors = [line for line in done.stderr.splitlines() if line.startswith("sweeplab: error:")]
+    assert errors == ["sweeplab: error: " + parent.data.tags["sweeplab.error"]]
+    assert "Traceback" not in done.stderr
 
 
 def test_a_minimizing_sweeper_is_refused_in_one_line(cli, client) -> None:

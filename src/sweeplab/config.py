@@ -9,10 +9,13 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
+
+CONF_DIR = Path(__file__).resolve().parents[2] / "conf"  # Hydra's config folder, mirroring this package
 
 # keras.activations' public functions (checked against Keras by tests/test_config.py), listed here so
 # that a typo is refused without importing TensorFlow. `threshold` is left out: it needs arguments.

@@ -17,9 +17,9 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 
+from sweeplab.config import CONF_DIR
 from sweeplab.errors import PredictError
 
-CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 IMAGE_SIZE = (28, 28)
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".npy")
 

@@ -33,7 +33,6 @@ class RunResult:
     experiment_id: str
     metrics: dict[str, float]
     history: pd.DataFrame = field(repr=False)
-    reused_compiled: bool = False  # the compiled model of an earlier job in this process (perf.compiled_cache)
 
 
 def compile_model(cfg: DictConfig, data: Dataset) -> Any:
@@ -89,7 +88,6 @@ def run(cfg: DictConfig) -> RunResult:
         mlflow.log_params(runs.flat_params(cfg))
         artifacts.log_dataset(data)
         model = compiled_cache.take(cfg, data)
-        reused = model is not None
         if model is None:
             model = compile_model(cfg, data)
 
@@ -120,4 +118,4 @@ def run(cfg: DictConfig) -> RunResult:
         f"in {train_time:.1f} s -> {ui_url(experiment_id, run_id)} (make ui)",
         flush=True,
     )
-    return RunResult(run_id, experiment_id, metrics, history, reused_compiled=reused)
+    return RunResult(run_id, experiment_id, metrics, history)

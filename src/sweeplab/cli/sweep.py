@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, NoReturn
 
 import hydra
@@ -19,13 +18,11 @@ from omegaconf import DictConfig
 from sweeplab import compat
 from sweeplab.backend import quiet_tensorflow, select_backend
 from sweeplab.cli import fail
-from sweeplab.config import register_configs
+from sweeplab.config import CONF_DIR, register_configs
 from sweeplab.errors import SweeplabError
 from sweeplab.perf.process import exit_quickly, pause_gc
 from sweeplab.signals import handle_signals
 from sweeplab.validate import validate
-
-CONF_DIR = Path(__file__).resolve().parents[3] / "conf"
 
 register_configs()
 _in_job = False  # set once Hydra hands over to the job: its errors keep Hydra's own report
@@ -53,7 +50,7 @@ def one_line(error: BaseException) -> str:
 def _report(func: Callable[[], Any], original: Callable[..., Any]) -> Any:
     """Hydra's error report, with bad overrides refused in one line (exit 2) and a study's failed jobs,
     already reported job by job and in its summary, ending the process with status 1 and no traceback."""
-    from sweeplab.sweep.callback import study_open
+    from sweeplab.sweep.callback import close_studies, study_open
 
     def composing() -> Any:
         try:
@@ -65,7 +62,8 @@ def _report(func: Callable[[], Any], original: Callable[..., Any]) -> Any:
         except Exception as error:
             if os.environ.get("HYDRA_FULL_ERROR") == "1":
                 raise
-            if study_open():
+            if study_open():  # a job's failure (reported, in the summary) or the sweeper's own (one line)
+                close_studies(error)
                 sys.exit(1)
             if isinstance(error, SweeplabError):
                 fail(error)

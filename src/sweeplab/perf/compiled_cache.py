@@ -1,20 +1,11 @@
 """A compiled model handed from one job to the next in the same process: same results, no second compile.
 
-A joblib worker runs job after job. Each job used to build and compile its model again, and XLA compiled
-its train, test and predict steps in the first epoch: about 2.5 s a job with both cores busy, while an
-epoch takes about 1.1 s. Jobs of a learning-rate or seed sweep compile the very same steps every time
-(the learning rate is a variable of the optimizer, not a constant of the step).
-
-Here a run that ended well leaves its compiled model behind (`keep`). The next job whose model and
-optimizer settings are the same (`compile_key`: any learning rate, seed, epochs or data size) takes it
-(`take`): with the weights its own fresh model would start from, built under its seed, and the state a
-fresh optimizer starts with. Its updates are then those of a freshly compiled model, bit for bit
-(tests/test_compiled.py). One model is kept, so memory stays that of one job. `training.reuse_compiled`
-turns it off.
-
-TensorFlow only. On JAX, Keras's first fit of a newly compiled model draws one shuffle of the data to build
-its metrics, so a reused model would see the epochs in another order than a fresh one: the same training in
-distribution, not the same numbers. JAX jobs compile their own steps (and JAX compiles faster).
+Jobs of a learning-rate or seed sweep compile the very same XLA steps (the learning rate is a variable of
+the optimizer). A run that ended well leaves its compiled model (`keep`); the next job with the same
+model and optimizer settings (`compile_key`) takes it (`take`), reset to the weights its own fresh model
+would start from and a fresh optimizer state: its updates are those of a freshly compiled model, bit for
+bit (tests/test_compiled.py). One model is kept. `training.reuse_compiled` turns it off. TensorFlow only:
+on JAX a fresh compile draws one shuffle of the data to build its metrics, so reuse would change the order.
 """
 
 from __future__ import annotations
@@ -28,6 +19,7 @@ from sweeplab.config import hidden_units
 from sweeplab.data import Dataset
 
 _kept: tuple[str, Any] | None = None  # (compile_key, compiled model) of the last run that ended well
+_reused = False  # whether the last `take` handed a kept model over
 
 
 def compile_key(cfg: DictConfig, data: Dataset) -> str:
@@ -55,7 +47,8 @@ def take(cfg: DictConfig, data: Dataset) -> Any | None:
 
     Call it where the job would build its model: after seeding, since the fresh weights come from the seed.
     """
-    global _kept
+    global _kept, _reused
+    _reused = False
     if not _reusable(cfg) or _kept is None or _kept[0] != compile_key(cfg, data):
         return None
     model = _kept[1]
@@ -67,7 +60,13 @@ def take(cfg: DictConfig, data: Dataset) -> Any | None:
 
         fresh_start(cfg.seed)
         return None
+    _reused = True
     return model
+
+
+def last_take_reused() -> bool:
+    """Whether this process's last run took the compiled model of the run before it."""
+    return _reused
 
 
 def keep(cfg: DictConfig, data: Dataset, model: Any) -> None:

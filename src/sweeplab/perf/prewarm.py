@@ -1,15 +1,8 @@
-"""Joblib workers started and warmed while the sweep's launching process sets up MLflow.
+"""Joblib workers started and warmed (TensorFlow, MLflow, data) while the launching process opens the study.
 
-On the joblib launcher, worker processes used to start when Hydra submitted the first job, after the
-launching process had composed every job, imported MLflow and created the parent run (about 4 s); each
-worker then spent about 6 s importing TensorFlow and MLflow before its first run. Here the launching process
-submits one warm-up task per worker through joblib, with the launcher's own settings, as soon as the jobs
-are validated: the workers import while the parent run is being created. joblib's loky backend keeps one
-reusable executor per process, and a Parallel call with the same settings gets the same workers, so
-Hydra's launcher then hands its jobs to warm processes. A warm-up never fails: whatever it cannot do, the
-job does (and reports) itself.
-
-Nothing here imports TensorFlow or MLflow in the launching process.
+One warm-up task per worker goes through joblib with the launcher's own settings; loky's reusable executor
+then hands Hydra's jobs to those same, warm processes. A warm-up never fails: whatever it cannot do, the
+job does (and reports) itself. Nothing here imports TensorFlow or MLflow in the launching process.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ from omegaconf import DictConfig
 
 from sweeplab import compat
 from sweeplab.cli import error_line, fail
-from sweeplab.errors import SweeplabError
+from sweeplab.errors import SweeplabError, one_line
 from sweeplab.perf import prewarm
 from sweeplab.perf.process import resume_gc
 from sweeplab.signals import handle_signals
@@ -37,8 +37,14 @@ def last_outcome() -> str | None:
 
 
 def study_open() -> bool:
-    """Whether this process launched a study's jobs (their failures were reported job by job)."""
+    """Whether this process launched a study's jobs (their failures are reported job by job)."""
     return bool(_outcomes) or any(c.study is not None for c in SweepCallback.instances)
+
+
+def close_studies(error: BaseException) -> None:
+    """Close the studies of this process after `error` stopped the multirun (a failed job, or the sweeper)."""
+    for callback in SweepCallback.instances:
+        callback.close(error)
 
 
 def open_parent(client: Any, the_plan: Plan) -> Study:
@@ -124,8 +130,12 @@ class SweepCallback(Callback):
         self.close()
         prewarm.stop_workers()
 
-    def close(self) -> None:
-        """Summarise and end the parent run, once; never leaves it (or a child) RUNNING."""
+    def close(self, error: BaseException | None = None) -> None:
+        """Summarise and end the parent run, once; never leaves it (or a child) RUNNING.
+
+        `error`: what stopped the multirun. A failed job is in the summary already; anything else (the
+        sweeper itself failed) is said in one line and fails the study.
+        """
         if self.closed or self.plan is None or self.study is None:
             return
         self.closed = True
@@ -139,10 +149,13 @@ class SweepCallback(Callback):
             )
             _outcomes.append(KILLED)
             return
-        status = KILLED
+        status, reason = KILLED, ""
         try:
-            status = summarize(self.study, self.plan, self.reached_end)
+            status = summarize(self.study, self.plan, self.reached_end or error is not None)
+            if error is not None and status == studies.FINISHED:
+                status, reason = studies.FAILED, f"the {self.plan.sweeper} sweeper stopped: {one_line(error)}"
+                error_line(reason)
         finally:
             _outcomes.append(status)
             with contextlib.suppress(Exception):
-                self.study.finish(status)
+                self.study.finish(status, reason)

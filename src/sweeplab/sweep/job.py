@@ -2,8 +2,9 @@
 
 Every job writes sweeplab_job.json into its Hydra output folder (whatever process or machine runs it); the
 launching process reads those reports to build the study's summary (sweep.summary). Its return value is
-what the sweeper optimises: the job's val_accuracy, NaN when it failed under a sweeper other than Hydra's
-basic one (so that the study goes on, as a grid sweep does).
+what the sweeper optimises: the job's val_accuracy. A failure is raised to Hydra, which records it in the
+job's return; the sweeper's own policy decides what comes next (Hydra's basic sweeper runs every job,
+Optuna's stops past hydra.sweeper.max_failure_rate).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from omegaconf import DictConfig
 from sweeplab.cli import error_line
 from sweeplab.config import config_hash
 from sweeplab.errors import SweeplabError, one_line
+from sweeplab.perf import compiled_cache
 from sweeplab.perf.prewarm import worker_was_warmed
 from sweeplab.signals import raise_if_interrupted
 from sweeplab.sweep.launchers import job_threads
@@ -66,11 +68,7 @@ def job_tag(num: int) -> str:
 
 
 def run_job(cfg: DictConfig) -> float:
-    """Train one job of a study (or skip it) and return its val_accuracy.
-
-    A failure is raised to Hydra under its basic sweeper (it records it and goes on); under another
-    sweeper the job returns NaN, which sweepers count as a failed trial, and the study goes on.
-    """
+    """Train one job of a study (or skip it) and return its val_accuracy; a failure is raised to Hydra."""
     from hydra.core.hydra_config import HydraConfig
 
     from sweeplab.backend import select_backend
@@ -117,7 +115,7 @@ def run_job(cfg: DictConfig) -> float:
         from sweeplab.train import run
 
         result = run(cfg)
-        report.update(run_id=result.run_id, reused_compiled=result.reused_compiled)
+        report.update(run_id=result.run_id, reused_compiled=compiled_cache.last_take_reused())
         return result.metrics["val_accuracy"]
     except BaseException as exc:
         # Ctrl-C or SIGTERM (signals.Terminated) kills the job; anything else fails it.
@@ -125,8 +123,6 @@ def run_job(cfg: DictConfig) -> float:
         report.update(status="KILLED" if killed else "FAILED", error=one_line(exc))
         if isinstance(exc, SweeplabError):  # one line, here, for every job it hits
             error_line(f"{tag}: {exc}")
-        if killed or grid:
-            raise
-        return math.nan
+        raise
     finally:
         write_report(Path(hydra_cfg.runtime.output_dir), report)

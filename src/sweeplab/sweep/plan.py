@@ -109,6 +109,11 @@ def without_hydra(config: DictConfig) -> DictConfig:
     return OmegaConf.masked_copy(config, [key for key in config if key != "hydra"])
 
 
+def target_name(node: DictConfig) -> str:
+    """The class name of a Hydra plugin's `_target_`, e.g. OptunaSweeper."""
+    return str(node.get("_target_", "")).rsplit(".", 1)[-1]
+
+
 def is_basic_sweeper(sweeper: DictConfig) -> bool:
     return str(sweeper.get("_target_", "")) == compat.BASIC_SWEEPER
 
@@ -166,10 +171,15 @@ def _open_plan(config: DictConfig, axes: dict[str, str], common: dict) -> Plan:
             f"hydra.sweeper.direction={direction}: sweeplab's jobs return val_accuracy (higher is better); "
             "add hydra.sweeper.direction=maximize"
         )
+    if sweeper.get("storage") and target_name(sweeper) == "OptunaSweeper":
+        raise ConfigError(
+            f"hydra.sweeper.storage={sweeper.storage}: Optuna's database storage does not work beside MLflow "
+            "(hydra-optuna-sweeper pins optuna<3, which fails on SQLAlchemy 2); leave it null: the same command "
+            "resumes the study through MLflow"
+        )
     total = sweeper.get("n_trials")
     total = int(total) if isinstance(total, int) and total > 0 else None
-    target = str(sweeper.get("_target_", ""))
-    short = target.rsplit(".", 1)[-1].removesuffix("Sweeper").lower() or "sweeper"
+    short = target_name(sweeper).removesuffix("Sweeper").lower() or "sweeper"
     settings = OmegaConf.to_container(sweeper, resolve=True)
     assert isinstance(settings, dict)
     for key in ("n_trials", "n_jobs"):  # how far and how wide, not what: more trials continue the study

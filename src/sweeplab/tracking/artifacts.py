@@ -54,12 +54,9 @@ def model_requirements() -> list[str]:
 
 
 def prepare_model_logging() -> Future:
-    """Do ahead, on another thread while the model trains, what MLflow's log_model would do first.
+    """Run MLflow's requirements check (log_model's first step) on a thread while the model trains.
 
-    Before it saves a model, MLflow checks its requirements against the installed packages, for which it
-    maps every installed distribution to its modules once per process (0.25 s here, all Python). Training
-    leaves Python's lock free most of the time, so the map is built beside it, by MLflow's own check. On
-    2 cores that is a wash (training is that much slower); it gains where training leaves a core idle.
+    It gains where training leaves a core idle (docs/performance.md has the measurements).
     """
     return in_background("model-logging", compat.check_model_requirements, model_requirements())
 

@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from sweeplab.config import KERAS_ACTIVATIONS, hidden_units, learning_rate, optimizer_name
+from sweeplab.config import CONF_DIR, KERAS_ACTIVATIONS, hidden_units, learning_rate, optimizer_name
 from sweeplab.errors import ConfigError
 
-OPTIMIZER_CONF_DIR = Path(__file__).resolve().parents[2] / "conf" / "optimizer"
+OPTIMIZER_CONF_DIR = CONF_DIR / "optimizer"
 TUNER_KINDS = ("random", "hyperband", "bayesian")
 # What a trial's fit reports each epoch (Keras Tuner infers the direction from the name).
 OBJECTIVES = ("val_accuracy", "val_loss", "accuracy", "loss")

@@ -1,0 +1,121 @@
+"""The package's shape: no import circles, small modules, other libraries' private names and MLflow run
+creation each in their one place. These read the source; nothing here trains."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "src" / "sweeplab"
+MAX_LINES = 300
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULES = {module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
+
+
+def imported(module: str) -> set[str]:
+    """Every sweeplab module `module` imports, at its top or inside a function."""
+    tree = ast.parse(MODULES[module].read_text())
+    package = module if MODULES[module].name == "__init__.py" else module.rsplit(".", 1)[0]
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                base = ".".join(
+                    package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else [])
+                )
+            names = [f"{base}.{alias.name}" for alias in node.names] + [base]
+        else:
+            continue
+        for name in names:
+            while name and name not in MODULES:
+                name = name.rsplit(".", 1)[0] if "." in name else ""
+            if name and name != module:
+                found.add(name)
+    return found
+
+
+def test_the_walk_sees_imports() -> None:
+    """The walker itself: it finds top-level and function-level imports of our modules."""
+    assert "sweeplab.tracking.studies" in imported("sweeplab.sweep.callback")
+    assert "sweeplab.sweep.summary" in imported("sweeplab.sweep.callback")  # imported inside close()
+    assert "sweeplab.compat" in imported("sweeplab.perf.process")
+
+
+def test_no_import_circles() -> None:
+    graph = {module: imported(module) for module in MODULES}
+    # A package's __init__ is imported with any of its modules; it must not import them back.
+    for module in MODULES:
+        parent = module.rsplit(".", 1)[0]
+        if parent in MODULES and parent != module:
+            graph[module].add(parent)
+    circles: list[list[str]] = []
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+
+    def visit(module: str, path: list[str]) -> None:
+        state[module] = 1
+        for nxt in sorted(graph[module]):
+            if state.get(nxt) == 1:
+                circles.append([*path[path.index(nxt) :], nxt])
+            elif nxt not in state:
+                visit(nxt, [*path, nxt])
+        state[module] = 2
+
+    for module in sorted(graph):
+        if module not in state:
+            visit(module, [module])
+    assert circles == [], "import circles: " + "; ".join(" -> ".join(c) for c in circles)
+
+
+@pytest.mark.parametrize("module", sorted(MODULES))
+def test_modules_stay_small(module: str) -> None:
+    lines = len(MODULES[module].read_text().splitlines())
+    assert lines <= MAX_LINES, f"{module} has {lines} lines; split it by concept (at most about {MAX_LINES})"
+
+
+# Other libraries' private names: an underscore module or attribute reached through a library we use.
+PRIVATE = re.compile(
+    r"\b(hydra|hydra_plugins|mlflow|keras_tuner|keras|joblib|loky|threading|atexit|tensorflow|optuna)"
+    r"[\w.]*\.(_(?!_)\w+|src)\b|from (hydra|mlflow|keras_tuner)\S* import _|\._(tried_so_far|is_worker|random_values"
+    r"|tracking_client|active_run_stack|executor|shutdown|run_exitfuncs)\b"
+)
+
+
+def test_private_names_of_other_libraries_only_in_compat() -> None:
+    offenders = [
+        f"{module}:{number}: {line.strip()}"
+        for module, path in MODULES.items()
+        if module != "sweeplab.compat"
+        for number, line in enumerate(path.read_text().splitlines(), start=1)
+        if PRIVATE.search(line) and not line.lstrip().startswith("#")
+    ]
+    assert offenders == [], "private names outside sweeplab.compat:\n" + "\n".join(offenders)
+    assert PRIVATE.search("import hydra._internal.utils as hydra_utils")  # the pattern itself catches them
+    assert PRIVATE.search("store = client._tracking_client.store")
+
+
+def test_mlflow_runs_are_created_in_two_modules() -> None:
+    creating = re.compile(r"\b(create_run|start_run)\(")
+    found = {module for module, path in MODULES.items() if creating.search(path.read_text())}
+    assert found <= {"sweeplab.tracking.runs", "sweeplab.tracking.studies"}, found
+
+
+def test_one_place_prints_errors_and_exits() -> None:
+    """`sweeplab: error:` lines and exit statuses come from sweeplab.cli, not from every module."""
+    printing = re.compile(r"""["']\w*: error: |sys\.exit\(""")
+    found = {module for module, path in MODULES.items() if printing.search(path.read_text())}
+    assert {m for m in found if not m.startswith("sweeplab.cli")} <= {"sweeplab.perf.process"}, found
+    error_class = re.compile(r"^class \w+\((\w*Error|Exception)", re.M)
+    errors = {module for module, path in MODULES.items() if error_class.search(path.read_text())}
+    assert errors == {"sweeplab.errors"}, errors
