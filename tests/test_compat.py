@@ -65,6 +65,7 @@ def test_cpython_exit_hooks_exist() -> None:
 def test_mlflow_active_run_is_forgotten(store: str) -> None:
     import mlflow
 
+    mlflow.set_experiment("compat")
     run = mlflow.start_run()
     compat.forget_active_run(run.info.run_id)
     assert mlflow.active_run() is None, moved("mlflow.tracking.fluent._active_run_stack")
