@@ -28,17 +28,14 @@ from sweeplab.tracking import store, studies, tags
 from sweeplab.tracking.studies import KILLED, Study
 from sweeplab.tracking.ui import ui_url
 
-_outcomes: list[str] = []  # how the studies this process opened ended (sweeplab.cli reads the last)
-
-
 def last_outcome() -> str | None:
     """The status of the last study this process closed: FINISHED, FAILED or KILLED; None if none."""
-    return _outcomes[-1] if _outcomes else None
+    return next((c.outcome for c in reversed(SweepCallback.instances) if c.outcome), None)
 
 
 def study_open() -> bool:
     """Whether this process launched a study's jobs (their failures are reported job by job)."""
-    return bool(_outcomes) or any(c.study is not None for c in SweepCallback.instances)
+    return any(c.study is not None for c in SweepCallback.instances)
 
 
 def close_studies(error: BaseException) -> None:
@@ -78,6 +75,7 @@ class SweepCallback(Callback):
         self.study: Study | None = None
         self.reached_end = False
         self.closed = False
+        self.outcome: str | None = None  # the parent's final status, once closed
         SweepCallback.instances.append(self)
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
@@ -147,7 +145,7 @@ class SweepCallback(Callback):
                 f"{lost}; the sweep's parent run {self.study.run_id} stays RUNNING there: "
                 "rerun the same sweep command once the server is back, it resumes where it stopped"
             )
-            _outcomes.append(KILLED)
+            self.outcome = KILLED
             return
         status, reason = KILLED, ""
         try:
@@ -156,6 +154,6 @@ class SweepCallback(Callback):
                 status, reason = studies.FAILED, f"the {self.plan.sweeper} sweeper stopped: {one_line(error)}"
                 error_line(reason)
         finally:
-            _outcomes.append(status)
+            self.outcome = status
             with contextlib.suppress(Exception):
                 self.study.finish(status, reason)
