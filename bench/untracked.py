@@ -14,7 +14,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from sweeplab.backend import quiet_tensorflow, select_backend
+from sweeplab.backend import quiet_start, select_backend
 from sweeplab.config import register_configs
 from sweeplab.signals import handle_signals
 from sweeplab.validate import validate
@@ -26,7 +26,7 @@ register_configs()
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
 def main(cfg: DictConfig) -> None:
-    quiet_tensorflow()  # as sweeplab.cli.sweep.main, up to the run
+    quiet_start()  # as sweeplab.cli.sweep.run, up to the run
     handle_signals()
     validate(cfg)
     select_backend(cfg.backend, cfg.training.threads)

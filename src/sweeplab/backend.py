@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import importlib.util
+import logging
 import os
+import re
 import sys
+import tempfile
 
 from sweeplab.errors import ConfigError
 
@@ -34,11 +38,69 @@ def select_backend(name: str, threads: int | None = None) -> None:
                     f"{flags} --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1".strip()
                 )
     os.environ["KERAS_BACKEND"] = name
+    load_keras()
 
 
-def quiet_tensorflow() -> None:
-    """TensorFlow's C++ start-up lines off (set before TensorFlow is imported; an explicit setting wins)."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+DEBUG_ENV = "SWEEPLAB_DEBUG"  # =1: the libraries' start-up lines and INFO logs, for debugging
+
+
+def quiet_start() -> None:
+    """No start-up noise from the libraries: set before TensorFlow, absl, XLA, MLflow or matplotlib is imported.
+
+    TensorFlow's C++ lines (oneDNN, CUDA probing on a CPU machine) are filtered by TF_CPP_MIN_LOG_LEVEL, those
+    it writes while it loads by `load_keras`; MLflow logs warnings only, without its artifact download bars
+    and its own links to a run (sweeplab prints one, to the UI of the store the run went to); matplotlib's
+    font cache, JAX's and absl's INFO messages stay out of the logs. Python's warnings still show. A variable set
+    by the user wins; SWEEPLAB_DEBUG=1 sets none of them.
+    """
+    if _debugging():
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's C++ errors reach Python as exceptions
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    for name in ("absl", "jax", "matplotlib"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def _debugging() -> bool:
+    return os.environ.get(DEBUG_ENV, "") not in ("", "0")
+
+
+# A line of absl's C++ logging (severity, date, time, thread, file:line), and its notice before InitializeLog.
+_CPP_LOG_LINE = re.compile(
+    r"^([IWE]\d{4} [\d:.]+ +\d+ \S+:\d+\] |WARNING: All log messages before absl::InitializeLog\(\))"
+)
+
+
+def load_keras() -> None:
+    """Import Keras and its backend (TensorFlow, JAX) in this process, without their C++ start-up lines.
+
+    TensorFlow's shared libraries log while they load, before TF_CPP_MIN_LOG_LEVEL is read (tensorflow issue
+    100442, abseil-cpp PR 1957): the stderr of the import goes to a file, and what is not such a line (a
+    Python warning, say) is written to stderr afterwards. SWEEPLAB_DEBUG=1 leaves stderr alone.
+    """
+    if "keras" in sys.modules or _debugging():
+        import keras  # noqa: F401
+
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            import keras
+
+            if keras.backend.backend() != "tensorflow" and importlib.util.find_spec("tensorflow"):
+                import tensorflow  # noqa: F401 (keras.utils.set_random_seed imports it on every backend)
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            lines = captured.read().decode(errors="replace").splitlines(keepends=True)
+            sys.stderr.write("".join(line for line in lines if not _CPP_LOG_LINE.match(line)))
+            sys.stderr.flush()
 
 
 def configure_threads(threads: int | None) -> None:

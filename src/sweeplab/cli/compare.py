@@ -6,6 +6,7 @@ import argparse
 import os
 from pathlib import Path
 
+from sweeplab.backend import quiet_start
 from sweeplab.cli import fail
 from sweeplab.compare.analysis import compare_runs
 from sweeplab.compare.report import format_text, write_report
@@ -37,6 +38,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    quiet_start()
     from sweeplab.tracking.store import default_store_uri
 
     uri = args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or default_store_uri()

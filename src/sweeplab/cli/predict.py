@@ -6,7 +6,7 @@ import argparse
 import os
 from pathlib import Path
 
-from sweeplab.backend import quiet_tensorflow
+from sweeplab.backend import load_keras, quiet_start
 from sweeplab.cli import fail
 from sweeplab.errors import DataError, PredictError
 
@@ -49,7 +49,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    quiet_tensorflow()
+    quiet_start()
     from sweeplab.predict import (
         default_class_names,
         model_source,
@@ -62,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.count < 1:
         fail(f"--count={args.count}: give 1 or more", prog="predict")
+    load_keras()  # before the model's code imports it: without TensorFlow's start-up lines
     uri = args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or default_store_uri()
     try:
         source = model_source(args.model, tracking_uri=uri)

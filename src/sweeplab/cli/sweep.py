@@ -16,7 +16,7 @@ from hydra.errors import CompactHydraException
 from omegaconf import DictConfig
 
 from sweeplab import compat
-from sweeplab.backend import quiet_tensorflow, select_backend
+from sweeplab.backend import quiet_start, select_backend
 from sweeplab.cli import fail
 from sweeplab.config import CONF_DIR, register_configs
 from sweeplab.errors import SweeplabError
@@ -80,7 +80,7 @@ def main(cfg: DictConfig) -> float:
     """Train one configured run (or search, or a study's job) and return its val_accuracy for sweepers."""
     global _in_job
     _in_job = True
-    quiet_tensorflow()
+    quiet_start()  # again: a launcher's worker process starts here
     handle_signals()
     from sweeplab.sweep.job import in_multirun, run_job
 
@@ -105,9 +105,11 @@ def main(cfg: DictConfig) -> float:
 
 def run(app: Callable[[], Any] | None = None) -> NoReturn:
     """`python sweep.py`: main() (or another Hydra app, `app`), then the process ends without the
-    interpreter's teardown. The garbage collector pauses until the job has imported what it needs."""
+    interpreter's teardown. The garbage collector pauses until the job has imported what it needs; the
+    libraries start quietly in this process and in the processes it starts (sweeplab.backend.quiet_start)."""
     from sweeplab.sweep.callback import last_outcome
 
+    quiet_start()
     pause_gc()
     try:
         (app or main)()

@@ -94,9 +94,9 @@ def warm(warm_up: WarmUp) -> bool:
 
 def _warm(warm_up: WarmUp) -> None:
     if warm_up.backend is not None:
-        from sweeplab.backend import configure_threads, quiet_tensorflow, select_backend
+        from sweeplab.backend import configure_threads, quiet_start, select_backend
 
-        quiet_tensorflow()
+        quiet_start()
         select_backend(warm_up.backend, warm_up.threads)  # before Keras loads: the backend and its threads
         import keras  # noqa: F401 (TensorFlow or JAX)
 
