@@ -51,14 +51,13 @@ def compile_model(cfg: DictConfig, data: Dataset) -> Any:
     return fuse_steps(model, cfg.batch_size, cfg.training.fused_steps)
 
 
-def _verbose(cfg: DictConfig) -> str | int:
-    return "auto" if str(cfg.training.verbose) == "auto" else int(cfg.training.verbose)
-
-
 def fit(cfg: DictConfig, model: Any, data: Dataset, extra_callbacks: list | None = None) -> pd.DataFrame:
     """Train with validation each epoch, logging each epoch to the active MLflow run."""
     from sweeplab.callbacks import MlflowEpochLogger, StopOnDivergence
+    from sweeplab.epoch_progress import epoch_progress
 
+    shown = epoch_progress(cfg.training.verbose, len(data.x_train), cfg.batch_size, cfg.training.fused_steps)
+    extra_callbacks = [*(extra_callbacks or []), *shown]
     history = model.fit(
         data.x_train,
         data.y_train,
@@ -67,7 +66,7 @@ def fit(cfg: DictConfig, model: Any, data: Dataset, extra_callbacks: list | None
         validation_data=(data.x_valid, data.y_valid),
         validation_batch_size=EVAL_BATCH_SIZE,
         callbacks=[StopOnDivergence(), MlflowEpochLogger(), *(extra_callbacks or [])],
-        verbose=_verbose(cfg),
+        verbose=0,  # the epochs are shown by sweeplab.epoch_progress
     )
     return pd.DataFrame(history.history)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import time
 from typing import Any
 
 from hydra.experimental.callback import Callback
@@ -27,6 +28,7 @@ from sweeplab.sweep.plan import KIND_GRID, Plan, pass_to_jobs, plan
 from sweeplab.tracking import store, studies, tags
 from sweeplab.tracking.studies import KILLED, Study
 from sweeplab.tracking.ui import ui_url
+
 
 def last_outcome() -> str | None:
     """The status of the last study this process closed: FINISHED, FAILED or KILLED; None if none."""
@@ -104,6 +106,7 @@ class SweepCallback(Callback):
         if str(config.hydra.launcher.get("_target_", "")) != compat.BASIC_LAUNCHER:
             resume_gc()  # this process's imports are done; with the basic launcher, its first job ends the pause
         env = {**study.env, tags.JOB_TOTAL_ENV: str(the_plan.total or ""), tags.AXES_ENV: ",".join(the_plan.axes)}
+        env[tags.STARTED_ENV] = str(time.time())  # for each job's time into the sweep and time left
         pass_to_jobs(config, env)
         atexit.register(self.close)  # also on a failed job (Hydra exits 1 before on_multirun_end) or Ctrl-C
         size = f"of {the_plan.total} jobs" if the_plan.total else f"by the {the_plan.sweeper} sweeper"

@@ -12,11 +12,13 @@ from __future__ import annotations
 import json
 import math
 import os
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from omegaconf import DictConfig
 
+from sweeplab import compat, progress
 from sweeplab.cli import error_line
 from sweeplab.config import config_hash
 from sweeplab.errors import SweeplabError, one_line
@@ -67,6 +69,19 @@ def job_tag(num: int) -> str:
     return f"job {num + 1}/{total}" if total else f"job {num + 1}"
 
 
+def study_clock() -> progress.Clock:
+    """Time since the study started (handed to its jobs by the sweep callback), or since now."""
+    started = os.environ.get(tags.STARTED_ENV)
+    return progress.Clock(float(started) if started else None)
+
+
+def ended(tag: str, num: int, status: str, seconds: float, result: str) -> None:
+    """The job's last line: how it ended, in how long, and the time into the sweep and left."""
+    clock, total = study_clock(), os.environ.get(tags.JOB_TOTAL_ENV)
+    left = progress.time_left(clock.elapsed(), num + 1, int(total) - num - 1 if total else None)
+    print(progress.ended_line(tag, status, seconds, result, clock.elapsed(), left), flush=True)
+
+
 def run_job(cfg: DictConfig) -> float:
     """Train one job of a study (or skip it) and return its val_accuracy; a failure is raised to Hydra."""
     from hydra.core.hydra_config import HydraConfig
@@ -78,7 +93,8 @@ def run_job(cfg: DictConfig) -> float:
     axes = [a for a in os.environ.get(tags.AXES_ENV, "").split(",") if a]
     overrides = list(hydra_cfg.overrides.task)
     tag = job_tag(num)
-    print(f"sweeplab: {tag} ({label(overrides, axes)})", flush=True)
+    print(progress.started_line(tag, label(overrides, axes), study_clock().elapsed()), flush=True)
+    started = time.perf_counter()
     grid = is_basic_sweeper(hydra_cfg.sweeper)
 
     report: dict[str, Any] = {
@@ -114,13 +130,17 @@ def run_job(cfg: DictConfig) -> float:
         select_backend(cfg.backend, cfg.training.threads)
         from sweeplab.train import run
 
-        result = run(cfg)
+        # Jobs running at once in one terminal write whole lines, never bars that interleave.
+        with progress.labelled(tag, lines_only=str(hydra_cfg.launcher.get("_target_")) != compat.BASIC_LAUNCHER):
+            result = run(cfg)
         report.update(run_id=result.run_id, reused_compiled=compiled_cache.last_take_reused())
+        ended(tag, num, "FINISHED", time.perf_counter() - started, f"val_accuracy={result.metrics['val_accuracy']:.4f}")
         return result.metrics["val_accuracy"]
     except BaseException as exc:
         # Ctrl-C or SIGTERM (signals.Terminated) kills the job; anything else fails it.
         killed = isinstance(exc, KeyboardInterrupt)
         report.update(status="KILLED" if killed else "FAILED", error=one_line(exc))
+        ended(tag, num, report["status"], time.perf_counter() - started, "")
         if isinstance(exc, SweeplabError):  # one line, here, for every job it hits
             error_line(f"{tag}: {exc}")
         raise

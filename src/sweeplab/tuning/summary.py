@@ -129,6 +129,7 @@ def summarize(cfg: DictConfig, tuner: Any, data: Dataset, study: Study) -> Searc
         mlflow.set_tags(
             studies.best_labels(str(table.iloc[0].run_id), f"trial {best_trial.trial_id}: {run_name(best_cfg)}")
         )
+        print(f"sweeplab: the best trial's config trains again, from scratch: {run_name(best_cfg)}", flush=True)
         model, history = retrain_best(best_cfg, data)
         test = model.evaluate(data.x_test, data.y_test, batch_size=EVAL_BATCH_SIZE, verbose=0, return_dict=True)
         metrics = {

@@ -10,9 +10,10 @@ import mlflow
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
 
-from sweeplab import compat
+from sweeplab import compat, progress
 from sweeplab.backend import fresh_start
 from sweeplab.callbacks import MlflowEpochLogger, StopOnDivergence
+from sweeplab.epoch_progress import epoch_progress
 from sweeplab.errors import DivergedError
 from sweeplab.signals import interrupted, raise_if_interrupted
 from sweeplab.tracking import tags
@@ -49,6 +50,7 @@ class TrackedTrials:
         self.experiment_id = experiment_id
         self._trial_runs: dict[str, str] = {}
         self.trials_run = 0  # in this process: 0 when a resumed search had nothing left to do
+        self._clock = progress.Clock()  # this process's part of the search, for the time left
 
     def run_trial(self, trial: Any, *args: Any, **kwargs: Any) -> Any:
         raise_if_interrupted()  # one that Python swallowed (it lands in a GC callback at times)
@@ -76,9 +78,15 @@ class TrackedTrials:
             mlflow.log_params(flat_params(cfg))
             mlflow.log_params({f"hp.{k}": v for k, v in hp.values.items()})
             kwargs["callbacks"] = [*kwargs.get("callbacks", []), StopOnDivergence(), MlflowEpochLogger()]
+            data = self.hypermodel.data
+            shown = epoch_progress(cfg.training.verbose, len(data.x_train), cfg.batch_size, cfg.training.fused_steps)
+            kwargs.update(callbacks=[*kwargs["callbacks"], *shown], verbose=0)  # Keras Tuner's display stays
+            what, left = self._position(trial)
+            print(progress.started_line(what, run_name(cfg), self._clock.elapsed()), flush=True)
             started = time.perf_counter()
             try:
-                results = super().run_trial(trial, *args, **kwargs)  # type: ignore[misc]
+                with progress.labelled(what):
+                    results = super().run_trial(trial, *args, **kwargs)  # type: ignore[misc]
             except DivergedError as err:
                 # A diverged trial is a result of its values, not a crash: fail it without a retry.
                 raise keras_tuner.errors.FailedTrialError(str(err)) from err
@@ -88,9 +96,22 @@ class TrackedTrials:
                 raise
             score = compat.trial_objective(results, self.oracle.objective)
             mlflow.log_metrics({"score": score, "trial_time": time.perf_counter() - started})
+            elapsed = self._clock.elapsed()
+            result = f"{self.oracle.objective.name}={score:.4f}"
+            seconds = time.perf_counter() - started
+            ahead = progress.time_left(elapsed, self.trials_run, left)
+            print(progress.ended_line(what, "COMPLETED", seconds, result, elapsed, ahead), flush=True)
             for earlier_run in earlier:
                 MlflowClient().set_tag(earlier_run.info.run_id, tags.SUPERSEDED_BY, run.info.run_id)
         return results
+
+    def _position(self, trial: Any) -> tuple[str, int | None]:
+        """`trial 2 [3/10]` (Keras Tuner's ids count from 0) and how many trials come after it, when known."""
+        total = self.hypermodel.cfg.tuner.max_trials
+        if not str(trial.trial_id).isdigit() or not total:
+            return f"trial {trial.trial_id}", None
+        number = int(trial.trial_id) + 1
+        return f"trial {trial.trial_id} [{number}/{total}]", int(total) - number
 
     def on_search_begin(self) -> None:
         super().on_search_begin()  # type: ignore[misc]
