@@ -18,7 +18,7 @@ from sweeplab.data import Dataset, load_dataset
 from sweeplab.perf import compiled_cache
 from sweeplab.perf.fused_steps import fit_batch_size, fuse_steps
 from sweeplab.tracking import artifacts, runs, store
-from sweeplab.tracking.ui import ui_url
+from sweeplab.tracking.ui import run_link
 
 # MLflow is imported where it is used, so that bench/untracked.py can use this module without it.
 
@@ -114,7 +114,7 @@ def run(cfg: DictConfig) -> RunResult:
     print(samples[["index", "true", "predicted", "probability"]].to_string(index=False))
     print(
         f"sweeplab: test_accuracy={metrics['test_accuracy']:.4f} test_loss={metrics['test_loss']:.4f} "
-        f"in {train_time:.1f} s -> {ui_url(experiment_id, run_id)} (make ui)",
+        f"in {train_time:.1f} s -> {run_link(experiment_id, run_id)}",
         flush=True,
     )
     return RunResult(run_id, experiment_id, metrics, history)

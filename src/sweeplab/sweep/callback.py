@@ -27,7 +27,6 @@ from sweeplab.sweep.launchers import parallel_jobs
 from sweeplab.sweep.plan import KIND_GRID, Plan, pass_to_jobs, plan
 from sweeplab.tracking import store, studies, tags
 from sweeplab.tracking.studies import KILLED, Study
-from sweeplab.tracking.ui import ui_url
 
 
 def last_outcome() -> str | None:
@@ -112,7 +111,7 @@ class SweepCallback(Callback):
         size = f"of {the_plan.total} jobs" if the_plan.total else f"by the {the_plan.sweeper} sweeper"
         print(
             f"sweeplab: sweep '{the_plan.name}' {size} -> parent run {study.run_id} "
-            f"in experiment '{the_plan.experiment}' ({ui_url(study.experiment_id, study.run_id)})",
+            f"in experiment '{the_plan.experiment}'",  # its link comes with the summary
             flush=True,
         )
 

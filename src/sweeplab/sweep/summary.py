@@ -21,7 +21,7 @@ from sweeplab.sweep.job import REPORT_FILE
 from sweeplab.sweep.plan import Job, Plan
 from sweeplab.tracking import studies, tags
 from sweeplab.tracking.studies import DONE, KILLED, NOT_RUN, RUNNING, SKIPPED, Study
-from sweeplab.tracking.ui import ui_url
+from sweeplab.tracking.ui import run_link
 
 
 def job_reports(directory: Path, parent_run_id: str) -> dict[int, dict[str, Any]]:
@@ -158,7 +158,8 @@ def summarize(study: Study, plan: Plan, reached_end: bool) -> str:
     print_summary(plan, status, table, metrics, labels)
     study.record(metrics, labels, files)
     print_comparison(study.run_id, plan.axes, table)
-    print(f"sweeplab: parent run {study.run_id} -> {ui_url(study.experiment_id, study.run_id)} (make ui)", flush=True)
+    link = run_link(study.experiment_id, study.run_id, study.client.tracking_uri)
+    print(f"sweeplab: parent run {study.run_id} -> {link}", flush=True)
     return status
 
 

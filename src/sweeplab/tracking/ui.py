@@ -1,4 +1,4 @@
-"""The MLflow UI: links into it, and the UI (or a server) as a managed process on 127.0.0.1.
+"""The MLflow UI: links into it (the store's own UI), and the UI (or a server) as a managed process on 127.0.0.1.
 
 `mlflow ui` spawns worker processes, so it runs in its own process group and the whole group is stopped.
 `make ui` is the everyday way in; this module is for tests and scripts that need a UI for a while.
@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -95,6 +96,36 @@ def running_ui(store_uri: str, log: Path, port: int | None = None, **options: An
         server.stop()
 
 
-def ui_url(experiment_id: str, run_id: str | None = None, base: str = "http://127.0.0.1:5000") -> str:
+LOCAL_UI = f"http://{HOST}:5000"  # `make ui`'s address
+
+
+def ui_url(experiment_id: str, run_id: str | None = None, base: str = LOCAL_UI) -> str:
     """The runs table of an experiment (MLflow 3 opens experiments on a GenAI overview otherwise)."""
     return f"{base}/#/experiments/{experiment_id}/runs" + (f"/{run_id}" if run_id else "")
+
+
+def ui_base(tracking_uri: str) -> tuple[str, str]:
+    """(address, hint) of the UI that shows a store's runs: a tracking server is its own UI; any other store
+    is read by a local `mlflow ui` (`make ui` for the project's mlruns/)."""
+    parts = urllib.parse.urlsplit(tracking_uri)
+    if parts.scheme in ("http", "https"):
+        host = parts.hostname or ""
+        netloc = f"[{host}]" if ":" in host else host
+        netloc += f":{parts.port}" if parts.port else ""  # user and password left out
+        return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", "")), ""
+    from sweeplab.tracking.store import STORE_DIR
+
+    if tracking_uri == f"sqlite:///{(Path.cwd() / STORE_DIR / 'mlflow.db').resolve()}":  # the default store
+        return LOCAL_UI, "make ui"
+    return LOCAL_UI, f"mlflow ui --backend-store-uri {tracking_uri}"
+
+
+def run_link(experiment_id: str, run_id: str | None = None, tracking_uri: str | None = None) -> str:
+    """The one link printed for a run or study: its page in the UI of the store it went to, and how to open
+    that UI when it is a local one, e.g. `http://127.0.0.1:5000/#/experiments/1/runs/<id> (make ui)`."""
+    if tracking_uri is None:
+        import mlflow
+
+        tracking_uri = mlflow.get_tracking_uri()
+    base, hint = ui_base(tracking_uri)
+    return ui_url(experiment_id, run_id, base) + (f" ({hint})" if hint else "")

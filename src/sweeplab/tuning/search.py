@@ -23,7 +23,7 @@ from sweeplab.signals import handle_signals
 from sweeplab.tracking import store, studies, tags
 from sweeplab.tracking.runs import flat_params, run_name, run_tags
 from sweeplab.tracking.studies import Study
-from sweeplab.tracking.ui import ui_url
+from sweeplab.tracking.ui import run_link
 from sweeplab.train import EVAL_BATCH_SIZE
 from sweeplab.tuning.hypermodel import MlpHyperModel
 from sweeplab.tuning.space import SearchSpace, search_space
@@ -83,7 +83,7 @@ def search(cfg: DictConfig) -> SearchResult | None:
     study = open_search(cfg, project, space, resuming, who)
     print(
         f"sweeplab: {'resuming' if resuming else 'starting'} {cfg.tuner.kind} search {project} ({who}), "
-        f"parent run {study.run_id} -> {ui_url(study.experiment_id, study.run_id)}",
+        f"parent run {study.run_id}",  # its link comes with its result
         flush=True,
     )
     # The chief or single process owns the parent: it ends FINISHED, FAILED or KILLED with the search.
@@ -105,7 +105,8 @@ def search(cfg: DictConfig) -> SearchResult | None:
             metrics = study.client.get_run(study.run_id).data.metrics
             print(
                 f"sweeplab: search {project} already finished, no trial left to run "
-                "(raise tuner.max_trials to continue it, or force=true to start again)",
+                "(raise tuner.max_trials to continue it, or force=true to start again) -> "
+                f"{run_link(study.experiment_id, study.run_id, study.client.tracking_uri)}",
                 flush=True,
             )
             nan = float("nan")

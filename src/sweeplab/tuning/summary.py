@@ -22,7 +22,7 @@ from sweeplab.tracking import studies, tags
 from sweeplab.tracking.artifacts import log_model, log_outputs
 from sweeplab.tracking.runs import run_name
 from sweeplab.tracking.studies import Study
-from sweeplab.tracking.ui import ui_url
+from sweeplab.tracking.ui import run_link
 from sweeplab.train import EVAL_BATCH_SIZE, compile_model, fit
 from sweeplab.tuning.trials import trial_runs
 
@@ -157,7 +157,7 @@ def summarize(cfg: DictConfig, tuner: Any, data: Dataset, study: Study) -> Searc
         mlflow.set_tag(tags.NOTE, note)
 
     print(table.drop(columns=["run_id"]).head(10).to_string(index=False))
-    print(f"sweeplab: {note} -> {ui_url(study.experiment_id, study.run_id)} (make ui)", flush=True)
+    print(f"sweeplab: {note} -> {run_link(study.experiment_id, study.run_id, study.client.tracking_uri)}", flush=True)
     return SearchResult(study.run_id, study.experiment_id, best, base, table, metrics)
 
 
