@@ -10,7 +10,7 @@ from sweeplab.backend import quiet_start
 from sweeplab.cli import fail
 from sweeplab.compare.analysis import compare_runs
 from sweeplab.compare.report import format_text, write_report
-from sweeplab.compare.runs import default_out_dir, load_runs, log_report, title_of
+from sweeplab.compare.runs import default_out_dir, load_runs, log_report, study_search, title_of
 from sweeplab.errors import CompareError
 
 
@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     except CompareError as err:
         fail(err, prog="compare")
     out = args.out or default_out_dir(run_set, comparison.by)
-    paths = write_report(comparison, out)
+    paths = write_report(comparison, out, study_search(run_set, uri))
     if run_set.sweep:
         log_report(run_set.sweep, paths, tracking_uri=uri)
     print(format_text(comparison))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import html
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -131,8 +132,32 @@ def _data_uri(path: Path) -> str:
     return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
 
 
-def write_report(comparison: Comparison, out_dir: Path) -> dict[str, Path]:
-    """curves.png, test_accuracy.png, runs.csv, report.html (self-contained) and report.md in out_dir."""
+@dataclass
+class SearchFigure:
+    """A study's trials for sweeplab.search_plot: one row per trial in order, the objective and its values."""
+
+    trials: pd.DataFrame
+    objective: str
+    title: str
+    params: list[str] = field(default_factory=list)
+    maximize: bool = True
+
+
+def _search_section(search: SearchFigure | None, out_dir: Path, paths: dict[str, Path]) -> tuple[str, list[str]]:
+    """search.png, and its HTML and Markdown, for a comparison of one study's runs (nothing otherwise)."""
+    if search is None or search.trials.empty:
+        return "", []
+    from sweeplab.search_plot import plot_search
+
+    path = out_dir / "search.png"
+    paths["search"] = plot_search(search.trials, search.objective, path, search.title, search.params, search.maximize)
+    image = f'<img alt="the search" src="{_data_uri(paths["search"])}">'
+    return f"<h2>The search</h2>{image}", ["![the search](search.png)"]
+
+
+def write_report(comparison: Comparison, out_dir: Path, search: SearchFigure | None = None) -> dict[str, Path]:
+    """curves.png, test_accuracy.png, runs.csv, report.html (self-contained) and report.md in out_dir; with
+    `search` (a study's runs), search.png too."""
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {
         "curves": plot_curves(comparison, out_dir / "curves.png"),
@@ -140,6 +165,7 @@ def write_report(comparison: Comparison, out_dir: Path) -> dict[str, Path]:
     }
     comparison.per_run.to_csv(out_dir / "runs.csv", index=False)
     paths["runs"] = out_dir / "runs.csv"
+    search_html, search_md = _search_section(search, out_dir, paths)
     shown = display_table(comparison)
     title = f"Comparison by {comparison.by}" + (f": {comparison.title}" if comparison.title else "")
     note_html = "".join(f"<p>{html.escape(n)}</p>" for n in notes(comparison))
@@ -150,6 +176,7 @@ td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}} img{{max-width:1
 <body><h1>{html.escape(title)}</h1>
 <h2>Verdict</h2>{note_html}
 <h2>Groups</h2>{shown.to_html(escape=True)}
+{search_html}
 <h2>Learning curves</h2><img alt="learning curves" src="{_data_uri(paths["curves"])}">
 <h2>Test accuracy</h2><img alt="test accuracy" src="{_data_uri(paths["test_accuracy"])}">
 <h2>Runs</h2>{comparison.per_run.to_html(index=False, float_format="{:.4f}".format, escape=True)}
@@ -164,6 +191,7 @@ td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}} img{{max-width:1
             tables.markdown(shown, index=True).rstrip("\n"),
             "![learning curves](curves.png)",
             "![test accuracy](test_accuracy.png)",
+            *search_md,
         ]
     )
     paths["markdown"] = out_dir / "report.md"

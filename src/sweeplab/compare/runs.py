@@ -12,8 +12,8 @@ import mlflow
 import pandas as pd
 from mlflow.tracking import MlflowClient
 
-from sweeplab.compare.analysis import HISTORY_KEYS, RunSet, compare_runs
-from sweeplab.compare.report import format_text, write_report
+from sweeplab.compare.analysis import HISTORY_KEYS, RunSet, compare_runs, resolve_param
+from sweeplab.compare.report import SearchFigure, format_text, write_report
 from sweeplab.compat import metric_points
 from sweeplab.errors import CompareError
 from sweeplab.tracking import tags
@@ -105,6 +105,37 @@ def default_out_dir(run_set: RunSet, by: str) -> Path:
     return Path("reports") / re.sub(r"[^\w.-]+", "_", "-".join(parts))
 
 
+def study_search(run_set: RunSet, tracking_uri: str | None = None) -> SearchFigure | None:
+    """The trials of the study whose runs these are, in the order they started, for the report's search figure:
+    a search's trials by score and `hp.` values, a sweep's jobs by val_accuracy and swept values."""
+    if not run_set.sweep or run_set.runs.empty:
+        return None
+    parent = MlflowClient(tracking_uri=tracking_uri).get_run(run_set.sweep)
+    runs = run_set.runs.sort_values("start_time").reset_index(drop=True)
+    name = "val_accuracy"
+    if parent.data.tags.get(tags.STUDY_KIND) == "tuner" and "metrics.score" in runs:
+        name = parent.data.params.get("tuner.objective", name)
+        objective, columns = "metrics.score", [c for c in runs if c.startswith("params.hp.") and "tuner/" not in c]
+    else:
+        swept = [key.removeprefix("sweep.") for key in parent.data.params if key.startswith("sweep.")]
+        known = [key for key in swept if key not in ("name", "jobs", "sweeper")]
+        objective = "metrics.val_accuracy"
+        columns = []
+        for key in known:
+            try:
+                columns.append(f"params.{resolve_param(runs.columns, key)}")
+            except CompareError:  # a key no run has as a param (hydra/launcher=..., a config group's own key)
+                continue
+    if objective not in runs:
+        return None
+    names = {c: c.removeprefix("params.").removeprefix("hp.") for c in columns if runs[c].nunique() > 1}
+    trials = runs[list(names)].rename(columns=names)
+    trials[name] = runs[objective].astype(float)
+    trials["trial"] = range(1, len(runs) + 1)
+    title = f"{parent.data.tags.get(tags.STUDY_NAME) or parent.info.run_name}: {name} of each run"
+    return SearchFigure(trials, name, title, list(names.values()), maximize=not name.endswith("loss"))
+
+
 def log_report(run_id: str, paths: dict[str, Path], tracking_uri: str | None = None) -> None:
     """The report files as artifacts of the sweep's parent run, under comparison/."""
     client = MlflowClient(tracking_uri=tracking_uri)
@@ -119,6 +150,6 @@ def report_for_sweep(
     run_set = load_runs(sweep=parent_run_id, tracking_uri=tracking_uri)
     comparison = compare_runs(run_set.runs, run_set.histories, by, title=title_of(run_set))
     out = out_dir or default_out_dir(run_set, comparison.by)
-    paths = write_report(comparison, out)
+    paths = write_report(comparison, out, study_search(run_set, tracking_uri))
     log_report(parent_run_id, paths, tracking_uri=tracking_uri)
     return format_text(comparison) + f"\nReport: {paths['html']}"

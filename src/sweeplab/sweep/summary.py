@@ -143,6 +143,7 @@ def print_summary(plan: Plan, status: str, table: pd.DataFrame, metrics: dict, l
 def summarize(study: Study, plan: Plan, reached_end: bool) -> str:
     """Build, save, print and log the summary; return the status the parent run ends with."""
     from sweeplab.plots import plot_curves
+    from sweeplab.search_plot import plot_search
     from sweeplab.tables import markdown
 
     axes = list(plan.axes)
@@ -151,9 +152,11 @@ def summarize(study: Study, plan: Plan, reached_end: bool) -> str:
     metrics, labels = counts_and_best(table, axes)
 
     plan.directory.mkdir(parents=True, exist_ok=True)
-    files = [plan.directory / name for name in ("summary.csv", "summary.md", "val_accuracy.png")]
+    files = [plan.directory / name for name in ("summary.csv", "summary.md", "val_accuracy.png", "trials.png")]
     table.to_csv(files[0], index=False)
     files[1].write_text(markdown(table))
+    in_order = table.assign(trial=table["job"])
+    plot_search(in_order, "val_accuracy", files[3], f"{plan.name}: val_accuracy of each job", params=axes)
     plot_curves(val_accuracy_curves(study, table, axes), files[2], f"{plan.name}: val_accuracy per epoch")
     print_summary(plan, status, table, metrics, labels)
     study.record(metrics, labels, files)

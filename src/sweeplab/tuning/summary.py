@@ -17,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from sweeplab.backend import fresh_start
 from sweeplab.config import hidden_units
 from sweeplab.data import Dataset
+from sweeplab.search_plot import plot_search
 from sweeplab.tables import markdown
 from sweeplab.tracking import studies, tags
 from sweeplab.tracking.artifacts import log_model, log_outputs
@@ -121,6 +122,11 @@ def summarize(cfg: DictConfig, tuner: Any, data: Dataset, study: Study) -> Searc
             folder = Path(tmp)
             table.to_csv(folder / "trials.csv", index=False)
             (folder / "trials.md").write_text(markdown(table))
+            in_order = table.rename(columns={"score": cfg.tuner.objective})
+            in_order["trial"] = pd.to_numeric(in_order["trial_id"], errors="coerce") + 1
+            title = f"{cfg.tuner.kind} search: {cfg.tuner.objective} of each trial"
+            maximize = tuner.oracle.objective.direction == "max"
+            plot_search(in_order, cfg.tuner.objective, folder / "trials.png", title, maximize=maximize)
             best_values = dict(best_trial.hyperparameters.values)
             best_values["hidden_units"] = hidden_units(best_cfg)
             (folder / "best_hyperparameters.json").write_text(json.dumps(best_values, indent=2, default=str))
