@@ -1,13 +1,13 @@
 """Predictions from a logged model: class names and probabilities for test images or image files.
 
-The model is loaded with mlflow.pyfunc from any MLflow model URI (runs:/<run id>/model,
-models:/<name>/<version>, models:/<model id>); class names come from the run that logged it.
+The model is loaded with mlflow.pyfunc from any MLflow model URI (runs:/<run id>/model, models:/<model id>,
+models:/<name>/<version>, models:/<name>/latest, models:/<name>@<alias>); class names come from the run that
+logged it, which MLflow's own model info names (sweeplab.tracking.models).
 """
 
 from __future__ import annotations
 
 import ast
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +19,7 @@ from omegaconf import OmegaConf
 
 from sweeplab.config import CONF_DIR
 from sweeplab.errors import PredictError
+from sweeplab.tracking.models import source_run_id
 
 IMAGE_SIZE = (28, 28)
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".npy")
@@ -34,26 +35,16 @@ class ModelSource:
     class_names: list[str]
 
 
-def source_run_id(client: MlflowClient, model_uri: str) -> str | None:
-    """The run that logged the model behind a runs:/ or models:/ URI (None for other URIs)."""
-    if match := re.match(r"^runs:/([^/]+)/", model_uri):
-        return match.group(1)
-    if match := re.match(r"^models:/([^/]+)/([^/]+)$", model_uri):
-        name, version = match.groups()
-        if version.isdigit():
-            return client.get_model_version(name, version).run_id
-        return client.get_model_version_by_alias(name, version).run_id
-    if match := re.match(r"^models:/(m-[0-9a-f]+)$", model_uri):
-        return client.get_logged_model(match.group(1)).source_run_id
-    return None
-
-
 def model_source(model_uri: str, tracking_uri: str | None = None) -> ModelSource:
-    client = MlflowClient(tracking_uri=tracking_uri)
+    """What the run that logged the model says about its data (nothing for a model logged outside a run)."""
+    import mlflow
+
+    if tracking_uri:
+        mlflow.set_tracking_uri(tracking_uri)  # MLflow's model URIs resolve against the current store
     try:
-        run_id = source_run_id(client, model_uri)
-        params = client.get_run(run_id).data.params if run_id else {}
-    except MlflowException as err:
+        run_id = source_run_id(model_uri)
+        params = MlflowClient(tracking_uri=tracking_uri).get_run(run_id).data.params if run_id else {}
+    except (MlflowException, OSError) as err:
         raise PredictError(f"cannot find the model {model_uri}: {str(err).splitlines()[0]}") from err
     names = params.get("data.class_names")
     path = params.get("data.path")
@@ -119,7 +110,7 @@ def predict(model_uri: str, images: np.ndarray, tracking_uri: str | None = None)
         model = mlflow.pyfunc.load_model(model_uri)
     except (MlflowException, OSError) as err:
         raise PredictError(f"cannot load model {model_uri}: {str(err).splitlines()[0]}") from err
-    keras.config.disable_interactive_logging()  # no progress bar for a handful of images
+    keras.config.disable_interactive_logging()  # models logged before sweeplab's own model code predict via Keras
     return np.asarray(model.predict(images.astype(np.float32)))
 
 

@@ -20,8 +20,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--model",
         required=True,
-        help="MLflow model URI: runs:/<run id>/model, "
-        "models:/<name>/<version> (registry), models:/<name>@<alias> or models:/<model id>",
+        help="MLflow model URI: runs:/<run id>/model, models:/<model id>, or from the registry "
+        "models:/<name>/<version>, models:/<name>/latest, models:/<name>@<alias> (a search's best so far: "
+        "models:/fashion-mnist-mlp@champion)",
     )
     p.add_argument(
         "--images",

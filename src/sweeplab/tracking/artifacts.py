@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import logging
+import tempfile
 import warnings
 from concurrent.futures import Future
 from pathlib import Path
@@ -18,6 +18,9 @@ from sweeplab.perf.process import in_background
 from sweeplab.tracking.runs import run_name
 
 # MLflow and matplotlib are imported where they are used: this module is imported before a run starts.
+
+PYFUNC_CODE = Path(__file__).with_name("pyfunc_model.py")  # the logged model's code (MLflow's models from code)
+KERAS_ARTIFACT = "keras_model"  # the logged model's .keras file, as pyfunc_model.py loads it
 
 
 def numpy_digest(*arrays: Any) -> str:
@@ -61,39 +64,36 @@ def prepare_model_logging() -> Future:
     return in_background("model-logging", compat.check_model_requirements, model_requirements())
 
 
-def log_model(model: Any, example: np.ndarray) -> None:
-    """Log the Keras model with signature and input example, loadable by mlflow.pyfunc.load_model.
-
-    On the TensorFlow backend this is mlflow.tensorflow (MLflow 3's Keras-3 aware flavour); mlflow.keras
-    is used for other backends, without the input example, which its save_model writes into a folder it
-    has not created yet (MLflow 3.17).
-    """
+def inference_copy(model: Any) -> Any:
+    """The model's layers and weights, uncompiled: no optimizer state, no compiled or fused training steps."""
     import keras
+
+    copy = keras.models.clone_model(model)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
+def log_model(model: Any, example: np.ndarray) -> None:
+    """Log the model, with signature and input example, as the code in tracking/pyfunc_model.py serving an
+    inference copy of the Keras model: it loads with mlflow.pyfunc.load_model (and `mlflow models serve`)
+    on any Keras backend and predicts without progress output."""
+    import keras
+    import mlflow
     from mlflow.models import infer_signature
 
     # A direct call, not predict(): predict would compile a step for this batch shape only for this.
     signature = infer_signature(example, keras.ops.convert_to_numpy(model(example, training=False)))
-    # MLflow checks the input example by predicting through Keras, which would draw a progress bar; with
-    # interactive logging off Keras sends it to absl's logger at INFO instead, which Hydra's logging prints.
-    keras.config.disable_interactive_logging()
-    absl_logger = logging.getLogger("absl")
-    level = absl_logger.level
-    absl_logger.setLevel(logging.WARNING)
-    requirements = model_requirements()
-    try:
-        if keras.backend.backend() == "tensorflow":
-            from mlflow import tensorflow as mlflow_tensorflow
-
-            mlflow_tensorflow.log_model(
-                model, name="model", signature=signature, input_example=example, pip_requirements=requirements
-            )
-        else:
-            from mlflow import keras as mlflow_keras
-
-            mlflow_keras.log_model(model, name="model", signature=signature, pip_requirements=requirements)
-    finally:
-        keras.config.enable_interactive_logging()
-        absl_logger.setLevel(level)
+    with tempfile.TemporaryDirectory() as tmp:
+        saved = Path(tmp) / "model.keras"
+        inference_copy(model).save(saved)
+        mlflow.pyfunc.log_model(
+            name="model",
+            python_model=str(PYFUNC_CODE),
+            artifacts={KERAS_ARTIFACT: str(saved)},
+            signature=signature,
+            input_example=example,
+            pip_requirements=model_requirements(),
+        )
 
 
 def log_outputs(

@@ -25,6 +25,10 @@ STUDY_NAME = "sweeplab.study_name"  # e.g. "sweep lr", "optuna lr optimizer", "r
 BEST_RUN = "sweeplab.best_run_id"  # the best child's run id
 BEST = "sweeplab.best_job"  # what the best child is: its swept values, or its trial id and config
 MAX_TRIALS = "sweeplab.max_trials"
+CHAMPION = "sweeplab.champion"  # on a search's parent: how its registered model compared with the champion
+
+MODEL_SOURCE_RUN = "sweeplab.search_run"  # on a registered model version: the run that logged it
+MODEL_SCORE = "sweeplab.test_accuracy"  # on a registered model version: what ranks it for the champion alias
 
 TRIAL = "sweeplab.trial_id"
 TRIAL_STATUS = "sweeplab.trial_status"

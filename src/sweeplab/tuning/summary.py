@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +20,7 @@ from sweeplab.config import hidden_units
 from sweeplab.data import Dataset
 from sweeplab.search_plot import plot_search
 from sweeplab.tables import markdown
-from sweeplab.tracking import studies, tags
+from sweeplab.tracking import models, studies, tags
 from sweeplab.tracking.artifacts import log_model, log_outputs
 from sweeplab.tracking.runs import run_name
 from sweeplab.tracking.studies import Study
@@ -154,7 +155,7 @@ def summarize(cfg: DictConfig, tuner: Any, data: Dataset, study: Study) -> Searc
         if cfg.tracking.log_model:
             log_model(model, data.x_test[: max(1, cfg.training.predict_samples)])
             if cfg.tuner.registered_model:
-                register_best(cfg.tuner.registered_model, study.run_id)
+                register_best(cfg.tuner.registered_model, study.run_id, metrics["test_accuracy"])
         note = (
             f"{cfg.tuner.kind} search: best {cfg.tuner.objective}={best:.4f} (trial {best_trial.trial_id}, "
             f"{run_name(best_cfg)}) vs baseline {base:.4f}: gain {best - base:+.4f}; "
@@ -167,10 +168,18 @@ def summarize(cfg: DictConfig, tuner: Any, data: Dataset, study: Study) -> Searc
     return SearchResult(study.run_id, study.experiment_id, best, base, table, metrics)
 
 
-def register_best(name: str, run_id: str) -> None:
-    """The model just logged on the parent, as a new version of `name` in the Model Registry."""
+def register_best(name: str, run_id: str, test_accuracy: float) -> None:
+    """The model just logged on the parent, as a new version of `name` in the Model Registry; it becomes the
+    champion (alias) when its test accuracy beats the champion's. The parent records how they compared."""
     logged = mlflow.last_logged_model()
     source = f"models:/{logged.model_id}" if logged is not None else f"runs:/{run_id}/model"
-    version = mlflow.register_model(source, name, tags={"sweeplab.search_run": run_id})
-    mlflow.set_tag(tags.REGISTERED_MODEL, f"{name}/{version.version}")
-    print(f"sweeplab: registered the best model as '{name}' version {version.version}", flush=True)
+    model_id = logged.model_id if logged is not None else None
+    champion = models.register(mlflow.MlflowClient(), name, source, run_id, test_accuracy, model_id)
+    mlflow.set_tags({tags.REGISTERED_MODEL: f"{name}/{champion.version}", tags.CHAMPION: champion.sentence()})
+    if not math.isnan(champion.previous_score):
+        mlflow.log_metric("previous_champion_test_accuracy", champion.previous_score)
+    print(
+        f"sweeplab: registered the best model as '{name}' version {champion.version}; {champion.sentence()} "
+        f"(predict.py --model {champion.uri})",
+        flush=True,
+    )
