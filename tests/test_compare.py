@@ -60,7 +60,8 @@ def test_compare_cli_on_the_sweep_prints_table_writes_report_and_logs_it(small_s
             img.verify()
             assert img.format == "PNG" and img.size[0] > 300
     page = (out / "report.html").read_text()
-    assert page.count("data:image/png;base64,") == 2  # self-contained
+    assert page.count("data:image/png;base64,") == 3  # self-contained: curves, test accuracy, the search
+    assert "<h2>The search</h2>" in page and (out / "search.png").is_file()
     assert all(f"<th>{group}</th>" in page for group in groups)
     assert "wins on mean final val_accuracy" in page
     assert f"| {winner} | 2 |" in (out / "report.md").read_text()

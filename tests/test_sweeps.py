@@ -173,7 +173,7 @@ def test_parent_holds_the_sweep_summary(lr_sweep: dict) -> None:
     assert parent.data.tags["sweeplab.best_run_id"] == best.info.run_id
     assert parent.data.metrics["best_val_accuracy"] == pytest.approx(best.data.metrics["val_accuracy"])
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
-    assert {"summary.csv", "summary.md", "val_accuracy.png"} <= artifacts
+    assert {"summary.csv", "summary.md", "val_accuracy.png", "trials.png"} <= artifacts
     table = pd.read_csv(client.download_artifacts(parent.info.run_id, "summary.csv", str(lr_sweep["folder"])))
     assert list(table["val_accuracy"]) == sorted(table["val_accuracy"], reverse=True)
     assert set(table["status"]) <= {"FINISHED", "SKIPPED"} and len(table) == 3
@@ -198,15 +198,22 @@ def test_joblib_jobs_log_complete_runs(tmp_path: Path) -> None:
     """Two processes write to one SQLite store at once: every epoch of every job is there. The workers were
     started and warmed up while the parent run was created (sweeplab.perf.prewarm), and the jobs still found
     their parent (passed through hydra.job.env_set, not the workers' environment at start). The third job
-    runs in a worker that already ran one: it takes that job's compiled model (sweeplab.perf.compiled_cache)."""
+    runs in a worker that already ran one: it takes that job's compiled model (sweeplab.perf.compiled_cache).
+    Asked for bars, the jobs writing to one terminal show whole lines, each with its job."""
     env, client = fresh_store(tmp_path)
     done = run_cli(
         ["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "lr=0.02,0.05,0.1", "epochs=2",
-         "hydra.sweep.dir=swept", *TINY],
+         "hydra.sweep.dir=swept", *TINY, "training.verbose=1"],
         cwd=tmp_path,
         env=env,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
+    assert "━" not in done.stdout and "\r" not in done.stdout
+    for num, lr in enumerate(["0.02", "0.05", "0.1"], start=1):
+        assert f"sweeplab: job {num}/3 (lr={lr}) starts, " in done.stdout, done.stdout[-3000:]
+        assert re.search(rf"^job {num}/3 epoch 2/2: loss=", done.stdout, re.M), done.stdout[-3000:]
+        assert re.search(rf"^sweeplab: job {num}/3 FINISHED in .* into the sweep", done.stdout, re.M)
+    assert re.search(r"^sweeplab: job 1/3 FINISHED .*, about .* left$", done.stdout, re.M), done.stdout[-3000:]
     reports = [json.loads(p.read_text()) for p in sorted((tmp_path / "swept").glob("*/sweeplab_job.json"))]
     assert [r["warm_worker"] for r in reports] == [True, True, True]
     assert [r["reused_compiled"] for r in reports] == [False, False, True]

@@ -171,11 +171,15 @@ def test_random_search_logs_every_trial_and_registers_the_best(
         "search/trials.csv",
         "search/trials.md",
         "search/best_hyperparameters.json",
+        "search/trials.png",
     } <= artifacts
     table = result.trials
     assert list(table.score) == sorted(table.score, reverse=True) and len(table) == 3
     versions = client.search_model_versions("name = 'test-mlp'")
     assert len(versions) == 1
+    # The first version is the champion: `models:/test-mlp@champion` names the best model so far.
+    assert client.get_model_version_by_alias("test-mlp", "champion").version == versions[0].version
+    assert parent.data.tags["sweeplab.champion"].startswith(f"version {versions[0].version} is the champion")
     model = mlflow.pyfunc.load_model(f"models:/test-mlp/{versions[0].version}")
     x = load_dataset(compose_cfg(*TINY).data).x_test[:3]
     assert np.asarray(model.predict(x)).shape == (3, 10)
