@@ -27,7 +27,7 @@ CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shi
 
 @pytest.fixture(scope="module")
 def champion(small_sweep: dict) -> Iterator[dict]:
-    """Three versions of NAME from the small sweep's runs, registered worst-but-one, best, worst."""
+    """Four versions of NAME from the small sweep's runs, registered worst-but-one, best, worst, best again."""
     before = os.environ.get("MLFLOW_TRACKING_URI")
     os.environ["MLFLOW_TRACKING_URI"] = small_sweep["uri"]  # the registry resolves models:/ through it
     client = MlflowClient(small_sweep["uri"])
@@ -47,7 +47,7 @@ def champion(small_sweep: dict) -> Iterator[dict]:
             r.data.metrics["test_accuracy"],
             logged[r.info.run_id],
         )
-        for r in (middle, best, worst)
+        for r in (middle, best, worst, best)
     ]
     try:
         yield {"client": client, "outcomes": outcomes, "best": best, "worst": worst, "logged": logged, **small_sweep}
@@ -59,10 +59,11 @@ def champion(small_sweep: dict) -> Iterator[dict]:
 
 
 def test_the_champion_alias_moves_only_to_a_better_version(champion: dict) -> None:
-    first, better, worse = champion["outcomes"]
+    first, better, worse, same = champion["outcomes"]
     assert (first.version, first.promoted, first.previous_version) == ("1", True, None)
     assert better.promoted and better.previous_version == "1"
     assert not worse.promoted and worse.previous_version == "2"
+    assert not same.promoted and same.previous_version == "2"  # as good is not better
     assert worse.sentence().startswith("version 2 stays the champion: test_accuracy ")
     version = champion["client"].get_model_version_by_alias(NAME, models.CHAMPION)
     assert str(version.version) == "2" and version.run_id == champion["best"].info.run_id
@@ -81,7 +82,7 @@ def test_predict_reads_every_model_uri_form_with_class_names(champion: dict, cap
         f"runs:/{worst}/model": worst,
         f"models:/{champion['logged'][worst]}": worst,
         f"models:/{NAME}/3": worst,
-        f"models:/{NAME}/latest": worst,
+        f"models:/{NAME}/latest": best,
         f"models:/{NAME}@champion": best,
     }
     for uri, run_id in forms.items():

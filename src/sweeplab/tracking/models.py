@@ -80,7 +80,7 @@ def register(
         client.get_registered_model(name)
     except MlflowException:
         client.create_registered_model(name)
-    labels = {tags.MODEL_SOURCE_RUN: run_id, tags.MODEL_SCORE: f"{score:.6f}"}
+    labels = {tags.MODEL_SOURCE_RUN: run_id, tags.MODEL_SCORE: repr(float(score))}  # exact: equal does not beat
     version = client.create_model_version(name, source, run_id, tags=labels, model_id=model_id).version
     before = current_champion(client, name)
     promoted = before is None or math.isnan(before[1]) or score > before[1]  # a champion without a score loses
