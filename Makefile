@@ -5,10 +5,12 @@ BIN := $(VENV)/bin
 SHARED_DATA ?= ../shared/data
 KERAS_HOME ?= $(HOME)/.keras
 UI_PORT ?= 5000
+MODEL ?= models:/fashion-mnist-mlp@champion
+SERVE_PORT ?= 5002
 export KERAS_HOME
 
 .DEFAULT_GOAL := help
-.PHONY: help setup data run test lint ui bench bench-quick clean
+.PHONY: help setup data run test lint ui serve bench bench-quick clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -44,6 +46,11 @@ lint: setup ## ruff check and format check
 ui: setup ## open the MLflow UI on the project's store (mlruns/) at http://127.0.0.1:5000; UI_PORT=... for another port
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db --default-artifact-root ./mlruns \
 	  --host 127.0.0.1 --port $(UI_PORT)
+
+# MLflow's scoring server runs uvicorn from PATH; the store is the project's unless MLFLOW_TRACKING_URI says otherwise.
+serve: setup ## serve a model at http://127.0.0.1:5002/invocations (default the champion; MODEL=models:/..., SERVE_PORT=...)
+	MLFLOW_TRACKING_URI=$${MLFLOW_TRACKING_URI:-sqlite:///mlruns/mlflow.db} PATH=$(BIN):$$PATH \
+	  $(BIN)/mlflow models serve -m $(MODEL) --env-manager local --host 127.0.0.1 --port $(SERVE_PORT)
 
 bench: setup ## benchmark against the plain Keras script (about 17 min on 2 cores; table in bench/results/)
 	$(BIN)/python -m bench $(BENCH_ARGS)
