@@ -267,3 +267,59 @@ def item_compare(b: Bench) -> None:
         return
     b.rows.append(Row(item, "mlflow ui: GET experiment page (s)", "", f"{timing['page_s']:.3f}"))
     b.rows.append(Row(item, "mlflow ui: runs/search, 100 runs (s)", "", f"{timing['search_s']:.3f}"))
+
+
+# -- item 5: what a pruning decision costs ------------------------------------------------------------------
+def item_pruning(b: Bench) -> None:
+    from bench.pruning import time_pruning
+
+    siblings = 5 if b.settings.quick else 50
+    item = f"5 pruning ({siblings} siblings, 20 epochs)"
+    try:
+        timing = time_pruning(b.store, b.work, siblings=siblings)
+    except (OSError, RuntimeError) as err:
+        b.rows.append(Row(item, "one decision (ms)", "", f"not available ({err})"))
+        return
+    for store, label in (("sqlite", "SQLite"), ("server", "a tracking server")):
+        first, following = timing[store]
+        b.rows.append(Row(item, f"first decision of a job on {label} (ms)", "", f"{first:.1f}"))
+        b.rows.append(
+            Row(item, f"one decision on {label} (ms)", "", f"{following:.1f}", "", "< 50 ms", met(following < 50))
+        )
+
+
+# -- item 6 (on request, --only 6): what pruning saves a sweep -------------------------------------------------
+def _pruned_sweep(b: Bench, name: str, study: list[str], pruned: bool, epochs: int) -> tuple | None:
+    """(wall seconds, (best lr, its val_accuracy)) of one sweep, or None when it failed."""
+    from bench.pruning import PRUNE, best_of
+
+    variant = "on" if pruned else "off"
+    experiment = f"bench-prune-{name.split()[1]}-{variant}-{time.time_ns()}"
+    args = [*b.sweeplab_args(42, experiment, epochs), "tracking.log_model=false", *study, *(PRUNE if pruned else [])]
+    m = b.run(f"6 {name} pruner {variant}", [sys.executable, str(ROOT / "sweep.py"), "-m", *args])
+    return (m.wall_s, best_of(b.client(), experiment)) if m.ok else None
+
+
+def item_pruned_sweeps(b: Bench) -> None:
+    """The 6-lr grid and a 12-trial Optuna study, each without and with pruner=median, alternating order."""
+    from bench.pruning import LRS, OPTUNA
+
+    epochs = b.settings.sweep_epochs * 2  # 20 on a full run
+    for name, study in (("6-lr grid", [LRS]), ("12-trial optuna", OPTUNA)):
+        results: dict[bool, list] = {False: [], True: []}
+        for r in range(b.settings.repeats):
+            for pruned in (False, True) if r % 2 == 0 else (True, False):
+                results[pruned].append(_pruned_sweep(b, name, study, pruned, epochs))
+        off, on = [x for x in results[False] if x], [x for x in results[True] if x]
+        item = f"6 pruning, {name}, {epochs} epochs"
+        if not (off and on):
+            b.rows.append(Row(item, "wall time (s): off vs on", "not available", "not available"))
+            continue
+        share = median([w for w, _ in on]) / median([w for w, _ in off])
+        b.rows.append(Row(item, "wall time (s): off vs on", median_text([w for w, _ in off]),
+                          median_text([w for w, _ in on]), f"{share:.2f}x", "<= 0.8x", met(share <= 0.8)))  # fmt: skip
+        (lr_off, acc_off), (lr_on, acc_on) = off[-1][1], on[-1][1]
+        grid = "grid" in name  # a grid must find the same lr; a sampler's draws differ once values do
+        b.rows.append(Row(item, "best lr (val_accuracy): off vs on", f"{lr_off:g} ({acc_off:.4f})",
+                          f"{lr_on:g} ({acc_on:.4f})", "", "same lr" if grid else "",
+                          met(lr_off == lr_on) if grid else ""))  # fmt: skip

@@ -5,7 +5,9 @@ Items (each measured in fresh processes, variants alternating order between repe
      per epoch, peak memory, test accuracy;
   2. a 4-job learning-rate sweep: four tutorial scripts one after another vs `sweep.py -m` on joblib;
   3. tracking on vs off: the same run with and without MLflow;
-  4. compare.py over an experiment of 1,000 runs (30-epoch histories), and `mlflow ui`'s response time.
+  4. compare.py over an experiment of 1,000 runs (30-epoch histories), and `mlflow ui`'s response time;
+  5. one pruning decision against 50 siblings' 20-epoch histories, on SQLite and on a tracking server;
+  6. (on request: --only 6) a 6-lr grid and a 12-trial Optuna study without and with pruner=median.
 Results print as a table and go to bench/results/ as Markdown and CSV.
 """
 
@@ -21,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from bench.core import FULL, QUICK, RESULTS, Bench, Row
-from bench.items import item_baseline, item_compare, item_sweep
+from bench.items import item_baseline, item_compare, item_pruned_sweeps, item_pruning, item_sweep
 
 # -- report --------------------------------------------------------------------------------------------
 HEADER = ("item", "measure", "plain Keras / off", "sweeplab", "ratio", "target", "met")
@@ -62,7 +64,11 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--quick", action="store_true", help="smoke run: 2,000 images, 1 epoch, 20 fake runs")
     parser.add_argument("--repeats", type=int, help="repeats of the baseline items (default 2, quick 1)")
-    parser.add_argument("--only", default="1,2,4", help="items to run, e.g. 1 (item 3 comes with item 1)")
+    parser.add_argument(
+        "--only",
+        default="1,2,4,5",
+        help="items to run, e.g. 1 (item 3 comes with item 1; item 6, pruned sweeps, only on request)",
+    )
     parser.add_argument("--epochs", type=int, help="epochs of items 1-3 (default 30 and 10 for the sweep)")
     args = parser.parse_args(argv)
     settings = QUICK if args.quick else FULL
@@ -84,7 +90,15 @@ def main(argv: list[str] | None = None) -> None:
         MlflowClient(tracking_uri=store).search_experiments()
         only = set(args.only.split(","))
         items = [
-            item for number, item in (("1", item_baseline), ("2", item_sweep), ("4", item_compare)) if number in only
+            item
+            for number, item in (
+                ("1", item_baseline),
+                ("2", item_sweep),
+                ("4", item_compare),
+                ("5", item_pruning),
+                ("6", item_pruned_sweeps),
+            )
+            if number in only
         ]
         benches = [Bench(settings, work, store) for _ in items]
         if settings.quick:

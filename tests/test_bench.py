@@ -28,6 +28,8 @@ EXPECTED_ROWS = [
     "scripts vs sweep.py -m joblib backend=jax",
     "compare.py --by optimizer (s)",
     "mlflow ui: runs/search, 100 runs (s)",
+    "one decision on SQLite (ms)",
+    "one decision on a tracking server (ms)",
 ]
 
 
@@ -51,6 +53,8 @@ def test_quick_bench_prints_every_row() -> None:
         assert matching, f"no row for {expected!r} in:\n{table}"
     # Item 1 and 3 need only sweeplab itself: they must have measured, not skipped.
     for measure, line in rows.items():
+        if measure.startswith("one decision on"):  # item 5 needs only sweeplab and MLflow too
+            assert float(line.strip("|").split("|")[3]) > 0, line
         if measure.startswith(("wall time (s), sweep.py", "end to end (s): MLflow", "outside fit (s): MLflow")):
             cells = [c.strip() for c in line.strip("|").split("|")]
             assert cells[3] != "not available" and float(cells[3]) > 0, line

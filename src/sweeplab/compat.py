@@ -140,6 +140,17 @@ def import_sql_store() -> None:
     from mlflow.store.tracking import sqlalchemy_store  # noqa: F401
 
 
+def _sql_sessions(client: Any) -> Any | None:
+    """The session maker of MLflow's SQL tracking store behind `client`, or None for another store."""
+    store = getattr(getattr(client, "_tracking_client", None), "store", None)
+    return getattr(store, "ManagedSessionMaker", None)
+
+
+def is_sql_store(client: Any) -> bool:
+    """Whether `client` reads MLflow's SQL store directly (SQLite, PostgreSQL, MySQL), not a server."""
+    return _sql_sessions(client) is not None
+
+
 def metric_points(client: Any, run_ids: list[str], keys: tuple[str, ...]) -> Any | None:
     """(run_id, key, step, value) of `keys` for these runs, in one column query per 500 runs, or None.
 
@@ -151,13 +162,11 @@ def metric_points(client: Any, run_ids: list[str], keys: tuple[str, ...]) -> Any
 
     import pandas as pd
 
-    store = getattr(getattr(client, "_tracking_client", None), "store", None)
-    try:
-        from mlflow.store.tracking.dbmodels.models import SqlMetric
-
-        sessions = store.ManagedSessionMaker  # type: ignore[union-attr]
-    except (ImportError, AttributeError):
+    sessions = _sql_sessions(client)
+    if sessions is None:
         return None
+    from mlflow.store.tracking.dbmodels.models import SqlMetric
+
     rows: list[tuple] = []
     with sessions() as session:
         for start in range(0, len(run_ids), 500):  # SQLite limits the size of an IN (...) list
@@ -205,3 +214,59 @@ def trial_objective(results: Any, objective: Any) -> float:
     from keras_tuner.src.engine import tuner_utils
 
     return float(tuner_utils.convert_to_metrics_dict(results, objective)[objective.name])
+
+
+def sibling_points(client: Any, parent_run_id: str, key: str) -> Any | None:
+    """(run_id, step, value) of metric `key` for every child run of `parent_run_id`, in one SQL query, or None.
+
+    A pruning decision reads its siblings' histories after every epoch; MlflowClient would take a search
+    and one history call per sibling. Only on MLflow's SQL store; None elsewhere.
+    """
+    import math
+
+    import pandas as pd
+
+    sessions = _sql_sessions(client)
+    if sessions is None:
+        return None
+    from mlflow.store.tracking.dbmodels.models import SqlMetric, SqlTag
+
+    with sessions() as session:
+        rows = (
+            session.query(SqlMetric.run_uuid, SqlMetric.step, SqlMetric.value, SqlMetric.is_nan)
+            .join(SqlTag, SqlTag.run_uuid == SqlMetric.run_uuid)
+            .filter(SqlTag.key == "mlflow.parentRunId", SqlTag.value == parent_run_id, SqlMetric.key == key)
+            .all()
+        )
+    frame = pd.DataFrame(rows, columns=["run_id", "step", "value", "is_nan"])
+    frame.loc[frame["is_nan"].astype(bool), "value"] = math.nan
+    return frame.drop(columns="is_nan")
+
+
+def server_history_bulk(tracking_uri: str, run_ids: list[str], key: str) -> Any:
+    """(run_id, step, value) of metric `key` for these runs from a tracking server, 100 runs a request.
+
+    The endpoint is the one MLflow's UI reads charts from (`metrics/get-history-bulk`), not part of its
+    documented REST API; credentials are MLflow's own environment variables.
+    """
+    import os
+
+    import pandas as pd
+    import requests
+
+    auth = None
+    if os.environ.get("MLFLOW_TRACKING_USERNAME"):
+        auth = (os.environ["MLFLOW_TRACKING_USERNAME"], os.environ.get("MLFLOW_TRACKING_PASSWORD", ""))
+    headers = (
+        {"Authorization": f"Bearer {os.environ['MLFLOW_TRACKING_TOKEN']}"}
+        if os.environ.get("MLFLOW_TRACKING_TOKEN")
+        else {}
+    )
+    rows: list[tuple] = []
+    url = tracking_uri.rstrip("/") + "/ajax-api/2.0/mlflow/metrics/get-history-bulk"
+    for start in range(0, len(run_ids), 100):
+        params = [("run_id", r) for r in run_ids[start : start + 100]] + [("metric_key", key)]
+        response = requests.get(url, params=params, auth=auth, headers=headers, timeout=30)
+        response.raise_for_status()
+        rows += [(m["run_id"], m["step"], float(m["value"])) for m in response.json().get("metrics", [])]
+    return pd.DataFrame(rows, columns=["run_id", "step", "value"])

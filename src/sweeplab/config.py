@@ -72,6 +72,7 @@ class SweeplabConfig:
     training: TrainingConfig = field(default_factory=TrainingConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     tuner: Any = None
+    pruner: Any = None
     sweeps: Any = None
     backend: str = "tensorflow"
     lr: float | None = None
@@ -105,7 +106,7 @@ def optimizer_name(cfg: DictConfig) -> str:
 
 
 # Keys that change how or where a run is recorded, not what it computes.
-_NOT_IDENTITY = ("tracking", "force", "sweeps", "tuner", "hydra")
+_NOT_IDENTITY = ("tracking", "force", "sweeps", "tuner", "pruner", "hydra")
 # fused_steps and reuse_compiled give the same updates (tests/test_steps.py, tests/test_compiled.py): runs with
 # and without them are the same job.
 _NOT_IDENTITY_TRAINING = ("threads", "verbose", "fused_steps", "reuse_compiled")

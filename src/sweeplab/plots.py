@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 
 import matplotlib
@@ -50,11 +50,18 @@ def plot_confusion_matrix(matrix: np.ndarray, class_names: Sequence[str], path: 
     return path
 
 
-def plot_curves(curves: dict[str, pd.Series], path: Path, title: str, ylabel: str = "val_accuracy") -> Path:
-    """Several runs' curves (label -> values by epoch) on one figure, e.g. every job of a sweep."""
+def plot_curves(
+    curves: dict[str, pd.Series], path: Path, title: str, ylabel: str = "val_accuracy", dashed: Collection[str] = ()
+) -> Path:
+    """Several runs' curves (label -> values by epoch) on one figure, e.g. every job of a sweep; the `dashed`
+    ones (runs stopped early) end in a cross."""
     fig, ax = plt.subplots(figsize=(9, 5))
     for label, curve in curves.items():
-        ax.plot(curve.index, curve.values, marker="o", markersize=3, label=label)
+        if label in dashed:
+            (line,) = ax.plot(curve.index, curve.values, linestyle="--", marker="o", markersize=3, label=label)
+            ax.plot(curve.index[-1:], curve.values[-1:], marker="x", markersize=9, color=line.get_color())
+        else:
+            ax.plot(curve.index, curve.values, marker="o", markersize=3, label=label)
     ax.set(xlabel="epoch", ylabel=ylabel, title=title, ylim=(0, 1))
     ax.grid(True)
     if curves:

@@ -55,6 +55,7 @@ def fit(cfg: DictConfig, model: Any, data: Dataset, extra_callbacks: list | None
     """Train with validation each epoch, logging each epoch to the active MLflow run."""
     from sweeplab.callbacks import MlflowEpochLogger, StopOnDivergence
     from sweeplab.epoch_progress import epoch_progress
+    from sweeplab.pruning.callback import pruning_callbacks
 
     shown = epoch_progress(cfg.training.verbose, len(data.x_train), cfg.batch_size, cfg.training.fused_steps)
     extra_callbacks = [*(extra_callbacks or []), *shown]
@@ -65,7 +66,7 @@ def fit(cfg: DictConfig, model: Any, data: Dataset, extra_callbacks: list | None
         batch_size=fit_batch_size(cfg.batch_size, cfg.training.fused_steps),
         validation_data=(data.x_valid, data.y_valid),
         validation_batch_size=EVAL_BATCH_SIZE,
-        callbacks=[StopOnDivergence(), MlflowEpochLogger(), *(extra_callbacks or [])],
+        callbacks=[StopOnDivergence(), MlflowEpochLogger(), *pruning_callbacks(cfg), *(extra_callbacks or [])],
         verbose=0,  # the epochs are shown by sweeplab.epoch_progress
     )
     return pd.DataFrame(history.history)

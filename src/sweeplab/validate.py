@@ -12,7 +12,7 @@ from omegaconf import DictConfig
 
 from sweeplab.config import DATASET_TRAIN_SIZES, KERAS_ACTIVATIONS
 from sweeplab.errors import ConfigError
-from sweeplab.tuning.space import validate_tuner
+from sweeplab.tuning.space import OBJECTIVES, validate_tuner
 
 # Optimizer settings that are fractions in [0, 1).
 _FRACTION_PARAMS = ("momentum", "rho", "beta_1", "beta_2")
@@ -74,6 +74,8 @@ def validate(cfg: DictConfig) -> None:
     _validate_training(cfg.training)
     if cfg.tuner is not None:
         validate_tuner(cfg)
+    if cfg.get("pruner") is not None:
+        _validate_pruner(cfg.pruner)
 
 
 def _validate_data(data: DictConfig) -> None:
@@ -117,3 +119,19 @@ def _validate_training(training: DictConfig) -> None:
         raise ConfigError(f"training.predict_samples={training.predict_samples} is not allowed: must be >= 0")
     if str(training.verbose) not in ("auto", "0", "1", "2"):
         raise ConfigError(f"training.verbose={training.verbose} is not allowed: use auto, 0, 1 or 2")
+
+
+def _validate_pruner(pruner: DictConfig) -> None:
+    from sweeplab.pruning.rule import KINDS
+
+    if pruner.get("kind") not in KINDS:
+        raise ConfigError(f"pruner.kind={pruner.get('kind')} is not allowed: use pruner={'|'.join(KINDS)}")
+    for key, minimum in (("warmup_epochs", 0), ("min_runs", 1)):
+        value = pruner[key]
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise ConfigError(f"pruner.{key}={value} is not allowed: must be an integer >= {minimum}")
+    if pruner.objective not in OBJECTIVES:
+        raise ConfigError(f"pruner.objective={pruner.objective} is not allowed: use one of {' '.join(OBJECTIVES)}")
+    percentile = pruner.percentile
+    if isinstance(percentile, bool) or not isinstance(percentile, int | float) or not 0 <= percentile <= 100:
+        raise ConfigError(f"pruner.percentile={percentile} is not allowed: must be a number from 0 to 100")

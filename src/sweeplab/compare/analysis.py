@@ -15,6 +15,7 @@ from sweeplab.errors import CompareError
 
 METRIC = "val_accuracy"  # the metric that names the winner (final epoch, mean over the group's runs)
 TARGET_ACCURACY = 0.85  # "epochs to reach 85% val_accuracy"
+PRUNED_TAG = "sweeplab.pruned"  # sweeplab.tracking.tags.PRUNED, named here to keep this module pure
 HISTORY_KEYS = ("val_accuracy", "val_loss", "epoch_time")
 FINISHED = "FINISHED"  # MLflow's RunStatus.FINISHED as search_runs writes it
 
@@ -95,9 +96,16 @@ def per_run_table(runs: pd.DataFrame, histories: dict[str, pd.DataFrame], param:
                 "test_accuracy": _final(run, history, "test_accuracy"),
                 "epochs_to_target": epochs_to_reach(history),
                 "seconds_per_epoch": float(times.mean()) if len(times) else math.nan,
+                "pruned_at": _pruned_at(run),
             }
         )
     return pd.DataFrame(rows)
+
+
+def _pruned_at(run: pd.Series) -> float:
+    """The last epoch of a run the pruner stopped early (tag sweeplab.pruned), NaN for a run that ran out."""
+    value = run.get(f"tags.{PRUNED_TAG}")
+    return float(value) if isinstance(value, str) and value else math.nan
 
 
 def group_table(per_run: pd.DataFrame) -> pd.DataFrame:

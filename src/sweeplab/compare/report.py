@@ -53,6 +53,14 @@ def display_table(comparison: Comparison) -> pd.DataFrame:
 
 def notes(comparison: Comparison) -> list[str]:
     lines = [comparison.verdict]
+    pruned = comparison.per_run[comparison.per_run["pruned_at"].notna()] if "pruned_at" in comparison.per_run else []
+    if len(pruned):
+        counts = pruned.groupby("group").size()
+        parts = ", ".join(f"{n} of {group}" for group, n in counts.items())
+        lines.append(
+            f"Pruned: {len(pruned)} run(s) stopped early by the pruner ({parts}); their final values are from the "
+            "epoch they stopped at (marked x in the test accuracy figure)."
+        )
     if comparison.left_out:
         parts = ", ".join(f"{n} {why}" for why, n in comparison.left_out.items())
         lines.append(f"Left out: {parts}.")
@@ -113,14 +121,16 @@ def plot_test_accuracy(comparison: Comparison, path: Path) -> Path:
         alpha=0.7,
     )
     for i, group in enumerate(t.index):
-        values = comparison.per_run.loc[comparison.per_run["group"] == group, "test_accuracy"]
-        ax.plot(np.full(len(values), i), values, "k.", zorder=3)
+        runs = comparison.per_run[comparison.per_run["group"] == group]
+        stopped = runs["pruned_at"].notna() if "pruned_at" in runs else np.zeros(len(runs), bool)
+        ax.plot(np.full(int((~stopped).sum()), i), runs.loc[~stopped, "test_accuracy"], "k.", zorder=3)
+        ax.plot(np.full(int(stopped.sum()), i), runs.loc[stopped, "test_accuracy"], "rx", zorder=3)
     low = float(np.nanmin(comparison.per_run["test_accuracy"])) if len(comparison.per_run) else 0.0
     ax.set_ylim(max(0.0, low - 0.05), 1.0)
     ax.set_xticks(x, groups)
     ax.set_xlabel(comparison.by)
     ax.set_ylabel("test_accuracy")
-    ax.set_title("test accuracy per group (mean ± std, dots = runs)")
+    ax.set_title("test accuracy per group (mean ± std, dots = runs, x = pruned)")
     ax.grid(True, axis="y")
     fig.tight_layout()
     fig.savefig(path, dpi=100)

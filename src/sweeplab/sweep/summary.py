@@ -20,7 +20,7 @@ from mlflow.entities import Run
 from sweeplab.sweep.job import REPORT_FILE
 from sweeplab.sweep.plan import Job, Plan
 from sweeplab.tracking import studies, tags
-from sweeplab.tracking.studies import DONE, KILLED, NOT_RUN, RUNNING, SKIPPED, Study
+from sweeplab.tracking.studies import DONE, FINISHED, KILLED, NOT_RUN, PRUNED, RUNNING, SKIPPED, Study
 from sweeplab.tracking.ui import run_link
 
 
@@ -63,15 +63,22 @@ def job_row(study: Study, axes: list[str], job: Job, report: dict) -> dict:
     if status == RUNNING:  # its process was killed (e.g. a parallel worker on Ctrl-C)
         status = KILLED
         study.end_child(run.info.run_id, KILLED, "the sweep ended while this job was running")
-    metrics = run.data.metrics
+    metrics, labels = run.data.metrics, run.data.tags
     end = run.info.end_time or run.info.start_time
+    note = labels.get(tags.PRUNED_REASON, "") if status == FINISHED else labels.get(tags.ERROR, "")
+    if status == FINISHED and tags.PRUNED in labels:
+        status = PRUNED
+    if report.get("skipped"):
+        earlier = f" (pruned at epoch {labels[tags.PRUNED]})" if tags.PRUNED in labels else ""
+        status, note = SKIPPED, f"FINISHED earlier{earlier}"
     row.update(
-        status=SKIPPED if report.get("skipped") else status,
+        status=status,
         val_accuracy=metrics.get("val_accuracy", math.nan),
         test_accuracy=metrics.get("test_accuracy", math.nan),
         duration_s=round((end - run.info.start_time) / 1000, 1),
         run_id=run.info.run_id,
-        note="FINISHED earlier" if report.get("skipped") else run.data.tags.get(tags.ERROR, ""),
+        note=note,
+        pruned=labels.get(tags.PRUNED),
     )
     return row
 
@@ -79,22 +86,26 @@ def job_row(study: Study, axes: list[str], job: Job, report: dict) -> dict:
 def summary_table(rows: list[dict], axes: list[str]) -> pd.DataFrame:
     """One row per job, best val_accuracy first; jobs without a result last."""
     columns = ["job", *axes, "status", "val_accuracy", "test_accuracy", "duration_s", "run_id", "note"]
-    table = pd.DataFrame(rows).reindex(columns=columns)
+    table = pd.DataFrame(rows).reindex(columns=[*columns, "pruned"])
     table["note"] = table["note"].fillna("")
     table = table.sort_values(["val_accuracy", "job"], ascending=[False, True], na_position="last")
     return table.round({"val_accuracy": 4, "test_accuracy": 4}).reset_index(drop=True)
 
 
-def val_accuracy_curves(study: Study, table: pd.DataFrame, axes: list[str]) -> dict[str, pd.Series]:
-    curves = {}
+def val_accuracy_curves(study: Study, table: pd.DataFrame, axes: list[str]) -> tuple[dict[str, pd.Series], set[str]]:
+    """Each job's val_accuracy per epoch (1-based), by label; and the labels of the pruned jobs."""
+    curves, pruned = {}, set()
     for row in table.to_dict("records"):
         if not isinstance(row.get("run_id"), str):
             continue
         history = sorted(study.client.get_metric_history(row["run_id"], "val_accuracy"), key=lambda m: m.step)
         if history:
             label = " ".join(f"{a}={row[a]}" for a in axes) or f"job {row['job']}"
+            if isinstance(row.get("pruned"), str):
+                label += f" (pruned at {row['pruned']})"
+                pruned.add(label)
             curves[label] = pd.Series([m.value for m in history], index=[m.step + 1 for m in history])
-    return curves
+    return curves, pruned
 
 
 def counts_and_best(table: pd.DataFrame, axes: list[str]) -> tuple[dict[str, float], dict[str, str]]:
@@ -157,7 +168,8 @@ def summarize(study: Study, plan: Plan, reached_end: bool) -> str:
     files[1].write_text(markdown(table))
     in_order = table.assign(trial=table["job"])
     plot_search(in_order, "val_accuracy", files[3], f"{plan.name}: val_accuracy of each job", params=axes)
-    plot_curves(val_accuracy_curves(study, table, axes), files[2], f"{plan.name}: val_accuracy per epoch")
+    curves, pruned = val_accuracy_curves(study, table, axes)
+    plot_curves(curves, files[2], f"{plan.name}: val_accuracy per epoch", dashed=pruned)
     print_summary(plan, status, table, metrics, labels)
     study.record(metrics, labels, files)
     print_comparison(study.run_id, plan.axes, table)

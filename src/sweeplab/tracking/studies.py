@@ -26,8 +26,9 @@ if TYPE_CHECKING:
 
 FINISHED, FAILED, KILLED, RUNNING = "FINISHED", "FAILED", "KILLED", "RUNNING"
 SKIPPED = "SKIPPED"  # a job whose config FINISHED earlier: counted as done, not trained again
+PRUNED = "PRUNED"  # a job stopped early by the pruner: FINISHED in MLflow, done
 NOT_RUN = "NOT RUN"  # a planned job that never started
-DONE = (FINISHED, SKIPPED)
+DONE = (FINISHED, SKIPPED, PRUNED)
 STALE_REASON = "its study stopped while it ran (tracking server lost or process killed); the resumed study reruns it"
 
 
@@ -229,12 +230,14 @@ def log_params(client: MlflowClient, run_id: str, params: dict[str, Any]) -> Non
 
 
 def count_outcomes(statuses: Iterable[str], prefix: str = "jobs") -> dict[str, float]:
-    """How the study's jobs ended: total, finished (skipped included), skipped, failed, killed or not run."""
+    """How the study's jobs ended: total, finished (skipped and pruned included), skipped, pruned, failed,
+    killed or not run."""
     statuses = list(statuses)
     return {
         f"{prefix}_total": len(statuses),
         f"{prefix}_finished": sum(s in DONE for s in statuses),
         f"{prefix}_skipped": statuses.count(SKIPPED),
+        f"{prefix}_pruned": statuses.count(PRUNED),
         f"{prefix}_failed": statuses.count(FAILED),
         f"{prefix}_killed": statuses.count(KILLED) + statuses.count(NOT_RUN),
     }

@@ -38,6 +38,8 @@ SUPERSEDED_BY = "sweeplab.superseded_by"
 CONTINUES_TRIAL = "sweeplab.continues_trial"  # Hyperband: the trial whose weights this trial trains on
 CONTINUES_RUN = "sweeplab.continues_run"
 REGISTERED_MODEL = "sweeplab.registered_model"
+PRUNED = "sweeplab.pruned"  # the last epoch a pruned run trained (it stopped early, and ended FINISHED)
+PRUNED_REASON = "sweeplab.pruned_reason"  # the decision: its value against the siblings' line
 
 ROLE_STUDY, ROLE_JOB, ROLE_TRIAL = "study", "job", "trial"
 

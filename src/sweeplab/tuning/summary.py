@@ -54,7 +54,7 @@ def trials_table(tuner: Any) -> pd.DataFrame:
     """One row per trial: id, status, score, hyperparameters, its MLflow run; best first."""
     runs = {}
     for run in reversed(trial_runs(tuner.experiment_id, tuner.project)):  # oldest first, so the latest attempt wins
-        runs[run.data.tags[tags.TRIAL]] = run.info.run_id
+        runs[run.data.tags[tags.TRIAL]] = run
     rows = []
     for trial_id, trial in tuner.oracle.trials.items():
         values = dict(trial.hyperparameters.values)
@@ -66,7 +66,8 @@ def trials_table(tuner: Any) -> pd.DataFrame:
                 "best_step": trial.best_step,
                 "hidden_units": "-".join(str(values[f"units_{i + 1}"]) for i in range(int(values["depth"]))),
                 **{k: v for k, v in values.items() if not k.startswith("units_")},
-                "run_id": runs.get(trial_id),
+                "pruned": runs[trial_id].data.tags.get(tags.PRUNED) if trial_id in runs else None,
+                "run_id": runs[trial_id].info.run_id if trial_id in runs else None,
             }
         )
     table = pd.DataFrame(rows)
@@ -145,6 +146,7 @@ def summarize(cfg: DictConfig, tuner: Any, data: Dataset, study: Study) -> Searc
             "gain_over_baseline": best - base,
             "trials_completed": float(len(completed)),
             "trials_failed": float((table.status != "COMPLETED").sum()),
+            "trials_pruned": float(table["pruned"].notna().sum()),
             "test_loss": float(test["loss"]),
             "test_accuracy": float(test["accuracy"]),
             "param_count": float(model.count_params()),

@@ -15,6 +15,7 @@ from sweeplab.backend import fresh_start
 from sweeplab.callbacks import MlflowEpochLogger, StopOnDivergence
 from sweeplab.epoch_progress import epoch_progress
 from sweeplab.errors import DivergedError
+from sweeplab.pruning.callback import pruning_callbacks
 from sweeplab.signals import interrupted, raise_if_interrupted
 from sweeplab.tracking import tags
 from sweeplab.tracking.runs import flat_params, run_name, run_tags, tracked_run
@@ -77,7 +78,9 @@ class TrackedTrials:
             self.trials_run += 1
             mlflow.log_params(flat_params(cfg))
             mlflow.log_params({f"hp.{k}": v for k, v in hp.values.items()})
-            kwargs["callbacks"] = [*kwargs.get("callbacks", []), StopOnDivergence(), MlflowEpochLogger()]
+            # Hyperband keeps its own pruning (its brackets); random and Bayesian searches take the study's.
+            pruner = [] if isinstance(self, keras_tuner.Hyperband) else pruning_callbacks(cfg)
+            kwargs["callbacks"] = [*kwargs.get("callbacks", []), StopOnDivergence(), MlflowEpochLogger(), *pruner]
             data = self.hypermodel.data
             shown = epoch_progress(cfg.training.verbose, len(data.x_train), cfg.batch_size, cfg.training.fused_steps)
             kwargs.update(callbacks=[*kwargs["callbacks"], *shown], verbose=0)  # Keras Tuner's display stays
