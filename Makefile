@@ -47,9 +47,12 @@ ui: setup ## open the MLflow UI on the project's store (mlruns/) at http://127.0
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db --default-artifact-root ./mlruns \
 	  --host 127.0.0.1 --port $(UI_PORT)
 
-# MLflow's scoring server runs uvicorn from PATH; the store is the project's unless MLFLOW_TRACKING_URI says otherwise.
+# MLflow's scoring server runs uvicorn from PATH; the store is the project's unless MLFLOW_TRACKING_URI says otherwise;
+# no download bars nor TensorFlow's C++ log lines, as sweeplab.backend.quiet_start.
 serve: setup ## serve a model at http://127.0.0.1:5002/invocations (default the champion; MODEL=models:/..., SERVE_PORT=...)
 	MLFLOW_TRACKING_URI=$${MLFLOW_TRACKING_URI:-sqlite:///mlruns/mlflow.db} PATH=$(BIN):$$PATH \
+	  MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR=$${MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR:-false} \
+	  TF_CPP_MIN_LOG_LEVEL=$${TF_CPP_MIN_LOG_LEVEL:-3} \
 	  $(BIN)/mlflow models serve -m $(MODEL) --env-manager local --host 127.0.0.1 --port $(SERVE_PORT)
 
 bench: setup ## benchmark against the plain Keras script (about 17 min on 2 cores; table in bench/results/)
