@@ -103,6 +103,7 @@ def test_a_terminal_bar_never_counts_past_its_total(tmp_path: Path, store: str) 
 def test_a_run_written_to_a_log_file_has_one_line_per_epoch_and_no_noise(tmp_path: Path, store: str) -> None:
     log = tmp_path / "run.log"
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "MPLCONFIGDIR": str(tmp_path / "matplotlib")}  # no font cache
+    env.pop("TF_CPP_MIN_LOG_LEVEL", None)  # as from a shell: importing JAX in this test process sets it to 1
     with log.open("w") as out:  # as `nohup python sweep.py ... > run.log 2>&1`
         done = subprocess.run(
             [sys.executable, str(ROOT / "sweep.py"), "data.limit=2000", "epochs=3", *LIGHT],
