@@ -146,6 +146,17 @@ def _sql_sessions(client: Any) -> Any | None:
     return getattr(store, "ManagedSessionMaker", None)
 
 
+def _points(rows: list[tuple], columns: list[str]) -> Any:
+    """SQL metric rows (`columns`, then is_nan) as a frame; MLflow stores NaN as 0 with is_nan set."""
+    import math
+
+    import pandas as pd
+
+    frame = pd.DataFrame(rows, columns=[*columns, "is_nan"])
+    frame.loc[frame["is_nan"].astype(bool), "value"] = math.nan
+    return frame.drop(columns="is_nan")
+
+
 def is_sql_store(client: Any) -> bool:
     """Whether `client` reads MLflow's SQL store directly (SQLite, PostgreSQL, MySQL), not a server."""
     return _sql_sessions(client) is not None
@@ -158,9 +169,6 @@ def metric_points(client: Any, run_ids: list[str], keys: tuple[str, ...]) -> Any
     SQLite), and the SQL store's own bulk call builds an ORM object per point. Only on MLflow's SQL store
     (SQLite, PostgreSQL, MySQL); None elsewhere, where the caller goes through the public API.
     """
-    import math
-
-    import pandas as pd
 
     sessions = _sql_sessions(client)
     if sessions is None:
@@ -176,9 +184,7 @@ def metric_points(client: Any, run_ids: list[str], keys: tuple[str, ...]) -> Any
                 .order_by(SqlMetric.run_uuid, SqlMetric.key, SqlMetric.step, SqlMetric.timestamp)
                 .all()
             )
-    frame = pd.DataFrame(rows, columns=["run_id", "key", "step", "value", "is_nan"])
-    frame.loc[frame["is_nan"].astype(bool), "value"] = math.nan  # MLflow stores NaN as 0 with is_nan set
-    return frame.drop(columns="is_nan")
+    return _points(rows, ["run_id", "key", "step", "value"])
 
 
 # -------------------------------------------------------------------------------------------- Keras Tuner
@@ -222,9 +228,6 @@ def sibling_points(client: Any, parent_run_id: str, key: str) -> Any | None:
     A pruning decision reads its siblings' histories after every epoch; MlflowClient would take a search
     and one history call per sibling. Only on MLflow's SQL store; None elsewhere.
     """
-    import math
-
-    import pandas as pd
 
     sessions = _sql_sessions(client)
     if sessions is None:
@@ -238,9 +241,7 @@ def sibling_points(client: Any, parent_run_id: str, key: str) -> Any | None:
             .filter(SqlTag.key == "mlflow.parentRunId", SqlTag.value == parent_run_id, SqlMetric.key == key)
             .all()
         )
-    frame = pd.DataFrame(rows, columns=["run_id", "step", "value", "is_nan"])
-    frame.loc[frame["is_nan"].astype(bool), "value"] = math.nan
-    return frame.drop(columns="is_nan")
+    return _points(rows, ["run_id", "step", "value"])
 
 
 def server_history_bulk(tracking_uri: str, run_ids: list[str], key: str) -> Any:

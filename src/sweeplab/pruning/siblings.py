@@ -24,13 +24,11 @@ class SiblingReader:
     """Reads the histories of `key` of the children of `parent_run_id`, except `own_run_id`."""
 
     def __init__(self, client: Any, parent_run_id: str, experiment_id: str, own_run_id: str, key: str) -> None:
-        self.client, self.parent, self.experiment_id, self.own, self.key = (
-            client,
-            parent_run_id,
-            experiment_id,
-            own_run_id,
-            key,
-        )
+        self.client = client
+        self.parent = parent_run_id
+        self.experiment_id = experiment_id
+        self.own = own_run_id
+        self.key = key
         self.histories: dict[str, dict[int, float]] = {}  # sibling -> step -> value, as far as read
         self.done: set[str] = set()  # siblings that had ended when their history was last read
         self.searched_ms: int | None = None

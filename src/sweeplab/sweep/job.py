@@ -63,9 +63,15 @@ def write_report(folder: Path, report: dict[str, Any]) -> None:
     (folder / REPORT_FILE).write_text(json.dumps(report, indent=2) + "\n")
 
 
+def study_size() -> int | None:
+    """How many jobs the study runs, when known (handed to its jobs by the sweep callback)."""
+    total = os.environ.get(tags.JOB_TOTAL_ENV)
+    return int(total) if total else None
+
+
 def job_tag(num: int) -> str:
     """'job i/N' where the study's size is known, else 'job i'."""
-    total = os.environ.get(tags.JOB_TOTAL_ENV)
+    total = study_size()
     return f"job {num + 1}/{total}" if total else f"job {num + 1}"
 
 
@@ -77,8 +83,8 @@ def study_clock() -> progress.Clock:
 
 def ended(tag: str, num: int, status: str, seconds: float, result: str) -> None:
     """The job's last line: how it ended, in how long, and the time into the sweep and left."""
-    clock, total = study_clock(), os.environ.get(tags.JOB_TOTAL_ENV)
-    left = progress.time_left(clock.elapsed(), num + 1, int(total) - num - 1 if total else None)
+    clock, total = study_clock(), study_size()
+    left = progress.time_left(clock.elapsed(), num + 1, total - num - 1 if total else None)
     print(progress.ended_line(tag, status, seconds, result, clock.elapsed(), left), flush=True)
 
 
@@ -124,7 +130,7 @@ def run_job(cfg: DictConfig) -> float:
             )
             return float(previous.data.metrics.get("val_accuracy", math.nan))
         if cfg.training.threads is None:
-            cfg.training.threads = job_threads(int(os.environ.get(tags.JOB_TOTAL_ENV) or 0))
+            cfg.training.threads = job_threads(study_size() or 0)
         raise_if_interrupted()
         # Before the first Keras import (train imports it): KERAS_BACKEND is read once per process.
         select_backend(cfg.backend, cfg.training.threads)

@@ -24,6 +24,7 @@ from sweeplab import compat
 from sweeplab.config import config_hash
 from sweeplab.errors import ConfigError, first_line
 from sweeplab.perf.prewarm import WarmUp
+from sweeplab.sweep.launchers import job_threads
 from sweeplab.validate import validate
 
 KIND_GRID, KIND_SWEEPER = "grid", "sweeper"
@@ -129,8 +130,6 @@ def _warm_up(job_cfg: DictConfig, threads: int | None) -> WarmUp:
 
 def plan(config: DictConfig) -> Plan:
     """The multirun's plan; raises ConfigError (one line) for a sweep that cannot work."""
-    from sweeplab.sweep.launchers import job_threads
-
     try:
         overrides = _parse(config)
         axes = swept_axes(overrides)
@@ -162,8 +161,6 @@ def plan(config: DictConfig) -> Plan:
 
 def _open_plan(config: DictConfig, axes: dict[str, str], common: dict) -> Plan:
     """Another sweeper's study: what it sweeps, how many trials it asks for, and its identity."""
-    from sweeplab.sweep.launchers import job_threads
-
     sweeper = config.hydra.sweeper
     direction = str(sweeper.get("direction", "maximize")).rsplit(".", 1)[-1]
     if direction == "minimize":
