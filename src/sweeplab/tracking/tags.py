@@ -16,9 +16,11 @@ RUN_NAME = "mlflow.runName"
 NOTE = "mlflow.note.content"  # shown as the run's description in the MLflow UI
 ERROR = "sweeplab.error"  # why a run or study ended FAILED or KILLED ("" once it no longer does)
 CONFIG_HASH = "sweeplab.config_hash"  # the identity of a run's config (sweeplab.config.config_hash)
+CONFIG_GROUP = "sweeplab.config_group"  # the identity without the seed: runs that differ only by their seed
+SEEDS = "sweeplab.seeds"  # on a run that aggregates its nested seed runs (seeds=N > 1): N
 DATASET = "sweeplab.dataset"
 
-ROLE = "sweeplab.role"  # "study" (a parent), "job" (a sweep's child) or "trial" (a search's child)
+ROLE = "sweeplab.role"  # "study" (a parent), "job" (a sweep's child), "trial" (a search's child), "seed"
 STUDY = "sweeplab.study"  # a study's key: the same study command finds and resumes the same parent
 STUDY_KIND = "sweeplab.study_kind"  # "grid" (Hydra's basic sweeper), "sweeper" (any other), "tuner"
 STUDY_NAME = "sweeplab.study_name"  # e.g. "sweep lr", "optuna lr optimizer", "random search"
@@ -42,6 +44,7 @@ PRUNED = "sweeplab.pruned"  # the last epoch a pruned run trained (it stopped ea
 PRUNED_REASON = "sweeplab.pruned_reason"  # the decision: its value against the siblings' line
 
 ROLE_STUDY, ROLE_JOB, ROLE_TRIAL = "study", "job", "trial"
+ROLE_SEED = "seed"  # one seed's run (or one Keras Tuner execution), nested under its config's aggregate run
 
 # Written by earlier versions, still read: a grid sweep's key, a search's key and its parent's role.
 LEGACY_STUDY_KEYS = ("sweeplab.sweep_hash", "sweeplab.tuner_project")
