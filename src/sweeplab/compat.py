@@ -223,11 +223,13 @@ def trial_objective(results: Any, objective: Any) -> float:
 
 
 def sibling_points(client: Any, parent_run_id: str, key: str) -> Any | None:
-    """(run_id, step, value) of metric `key` for every child run of `parent_run_id`, in one SQL query, or None.
+    """(run_id, step, value) of metric `key` for every run of the study `parent_run_id` (its jobs, trials and
+    their seeds' runs; not the runs that aggregate seeds), in one SQL query, or None.
 
     A pruning decision reads its siblings' histories after every epoch; MlflowClient would take a search
     and one history call per sibling. Only on MLflow's SQL store; None elsewhere.
     """
+    from sweeplab.tracking import tags
 
     sessions = _sql_sessions(client)
     if sessions is None:
@@ -235,10 +237,12 @@ def sibling_points(client: Any, parent_run_id: str, key: str) -> Any | None:
     from mlflow.store.tracking.dbmodels.models import SqlMetric, SqlTag
 
     with sessions() as session:
+        aggregates = session.query(SqlTag.run_uuid).filter(SqlTag.key == tags.SEEDS)
         rows = (
             session.query(SqlMetric.run_uuid, SqlMetric.step, SqlMetric.value, SqlMetric.is_nan)
             .join(SqlTag, SqlTag.run_uuid == SqlMetric.run_uuid)
-            .filter(SqlTag.key == "mlflow.parentRunId", SqlTag.value == parent_run_id, SqlMetric.key == key)
+            .filter(SqlTag.key == tags.STUDY_RUN, SqlTag.value == parent_run_id, SqlMetric.key == key)
+            .filter(SqlMetric.run_uuid.not_in(aggregates))
             .all()
         )
     return _points(rows, ["run_id", "step", "value"])

@@ -6,6 +6,7 @@ here imports TensorFlow.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -82,6 +83,7 @@ class SweeplabConfig:
     epochs: int = 30
     batch_size: int = 32
     seed: int = 42
+    seeds: int = 1
     force: bool = False
 
 
@@ -113,9 +115,12 @@ _NOT_IDENTITY_TRAINING = ("threads", "verbose", "fused_steps", "reuse_compiled")
 
 
 def identity(cfg: DictConfig) -> dict[str, Any]:
-    """The part of the resolved config that determines a run's result."""
+    """The part of the resolved config that determines a run's result (`seeds` only past 1, so that the
+    hashes of stores written before it existed stay the same)."""
     plain = OmegaConf.to_container(cfg, resolve=True)
     assert isinstance(plain, dict)
+    if plain.get("seeds", 1) == 1:
+        plain.pop("seeds", None)
     for key in _NOT_IDENTITY:
         plain.pop(key, None)
     for key in _NOT_IDENTITY_TRAINING:
@@ -128,5 +133,30 @@ def identity(cfg: DictConfig) -> dict[str, Any]:
 
 def config_hash(cfg: DictConfig) -> str:
     """A stable hash of `identity(cfg)`: the same job gets the same hash, whatever its folder or time."""
-    text = json.dumps(identity(cfg), sort_keys=True, default=str)
+    return _hash(identity(cfg))
+
+
+def config_group(cfg: DictConfig) -> str:
+    """The identity without the seed: runs of one config that differ only by seed share it."""
+    plain = identity(cfg)
+    plain.pop("seed", None)
+    plain.pop("seeds", None)
+    return _hash(plain)
+
+
+def _hash(plain: dict[str, Any]) -> str:
+    text = json.dumps(plain, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def seed_list(cfg: DictConfig) -> list[int]:
+    """The seeds a config trains with: seed, seed+1, ... (`seeds` of them)."""
+    return [int(cfg.seed) + i for i in range(int(cfg.get("seeds") or 1))]
+
+
+def seed_config(cfg: DictConfig, seed: int) -> DictConfig:
+    """One seed's config of a seeds=N config: the same values with `seed` and seeds=1, as `seed=...` gives."""
+    one = copy.deepcopy(cfg)  # DictConfig.copy shares the nodes it would set
+    one.seed = seed
+    one.seeds = 1
+    return one

@@ -33,6 +33,7 @@ class RunResult:
     experiment_id: str
     metrics: dict[str, float]
     history: pd.DataFrame = field(repr=False)
+    pruned_at: int | None = None  # the last epoch trained, when the study's pruner stopped the run early
 
 
 def compile_model(cfg: DictConfig, data: Dataset) -> Any:
@@ -59,6 +60,7 @@ def fit(cfg: DictConfig, model: Any, data: Dataset, extra_callbacks: list | None
 
     shown = epoch_progress(cfg.training.verbose, len(data.x_train), cfg.batch_size, cfg.training.fused_steps)
     extra_callbacks = [*(extra_callbacks or []), *shown]
+    pruners = pruning_callbacks(cfg)
     history = model.fit(
         data.x_train,
         data.y_train,
@@ -66,14 +68,17 @@ def fit(cfg: DictConfig, model: Any, data: Dataset, extra_callbacks: list | None
         batch_size=fit_batch_size(cfg.batch_size, cfg.training.fused_steps),
         validation_data=(data.x_valid, data.y_valid),
         validation_batch_size=EVAL_BATCH_SIZE,
-        callbacks=[StopOnDivergence(), MlflowEpochLogger(), *pruning_callbacks(cfg), *(extra_callbacks or [])],
+        callbacks=[StopOnDivergence(), MlflowEpochLogger(), *pruners, *(extra_callbacks or [])],
         verbose=0,  # the epochs are shown by sweeplab.epoch_progress
     )
-    return pd.DataFrame(history.history)
+    frame = pd.DataFrame(history.history)
+    frame.attrs["pruned_at"] = next((p.pruned.epoch for p in pruners if p.pruned is not None), None)
+    return frame
 
 
-def run(cfg: DictConfig) -> RunResult:
-    """Load data, train, evaluate and record everything in one MLflow run (`cfg` is validated already)."""
+def run(cfg: DictConfig, labels: dict[str, str] | None = None) -> RunResult:
+    """Load data, train, evaluate and record everything in one MLflow run (`cfg` is validated already);
+    `labels` add tags (a seed's run: its role)."""
     import mlflow
 
     experiment_id = store.configure(cfg.tracking)
@@ -82,7 +87,7 @@ def run(cfg: DictConfig) -> RunResult:
     fresh_start(cfg.seed)
     name = runs.run_name(cfg)
 
-    with runs.tracked_run(name, runs.run_tags(cfg)) as active:
+    with runs.tracked_run(name, {**runs.run_tags(cfg), **(labels or {})}) as active:
         run_id = active.info.run_id
         print(f"sweeplab: run '{name}' ({run_id}) in experiment '{cfg.tracking.experiment}'", flush=True)
         mlflow.log_params(runs.flat_params(cfg))
@@ -118,4 +123,4 @@ def run(cfg: DictConfig) -> RunResult:
         f"in {train_time:.1f} s -> {run_link(experiment_id, run_id)}",
         flush=True,
     )
-    return RunResult(run_id, experiment_id, metrics, history)
+    return RunResult(run_id, experiment_id, metrics, history, history.attrs.get("pruned_at"))

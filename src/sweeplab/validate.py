@@ -16,6 +16,7 @@ from sweeplab.tuning.space import OBJECTIVES, validate_tuner
 
 # Optimizer settings that are fractions in [0, 1).
 _FRACTION_PARAMS = ("momentum", "rho", "beta_1", "beta_2")
+MAX_SEEDS = 100  # seeds per config: each is a full training run
 
 
 def _positive(name: str, value: Any, allowed: str = "a number > 0") -> None:
@@ -64,6 +65,8 @@ def validate(cfg: DictConfig) -> None:
             raise ConfigError(f"{key}={cfg[key]} is not allowed: must be an integer >= 1")
     if cfg.seed < 0:
         raise ConfigError(f"seed={cfg.seed} is not allowed: must be an integer >= 0")
+    if not 1 <= cfg.seeds <= MAX_SEEDS:
+        raise ConfigError(f"seeds={cfg.seeds} is not allowed: must be an integer from 1 to {MAX_SEEDS}")
     if cfg.activation not in KERAS_ACTIVATIONS:
         raise ConfigError(
             f"activation={cfg.activation} is not a Keras activation: use one of " + " ".join(KERAS_ACTIVATIONS)

@@ -95,9 +95,9 @@ def main(cfg: DictConfig) -> float:
 
             found = search(cfg)
             return found.best_score if found is not None else float("nan")
-        from sweeplab.train import run
+        from sweeplab.seeds.runs import run_config
 
-        result = run(cfg)
+        result = run_config(cfg)
     except SweeplabError as err:
         fail(err)
     return result.metrics["val_accuracy"]

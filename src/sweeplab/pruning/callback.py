@@ -35,6 +35,7 @@ class PruneBySiblings(keras.callbacks.Callback):
         self.rule = rule
         self.parent_run_id = parent_run_id
         self.history: list[float] = []
+        self.pruned: Decision | None = None  # the decision that stopped the run, if one did
         self._pending: Future | None = None  # the last decision's logging and, on a server, the next read
 
     def on_train_begin(self, logs: dict | None = None) -> None:
@@ -89,7 +90,7 @@ class PruneBySiblings(keras.callbacks.Callback):
         return pending.result() if pending is not None else None
 
     def _stop(self, decision: Decision) -> None:
-        reason = decision.reason(self.rule)
+        self.pruned, reason = decision, decision.reason(self.rule)
         self.client.set_tag(self.run_id, tags.PRUNED, str(decision.epoch))
         self.client.set_tag(self.run_id, tags.PRUNED_REASON, reason)
         print(f"sweeplab: pruned after epoch {decision.epoch}: {reason}", flush=True)

@@ -1,8 +1,8 @@
 """The siblings' side of a decision: each sibling run's best objective up to an epoch, read in bulk.
 
-Siblings are the other child runs of the same study's parent, in this process or any other, on this
-machine or another: whatever the store holds when the decision is made (a sibling training at the same
-time counts with the epochs it has logged). On a SQL store one query reads them all; elsewhere (a
+Siblings are the other runs of the same study (its jobs or trials, and their seeds' runs), in this process
+or any other, on this machine or another: whatever the store holds when the decision is made (a sibling
+training at the same time counts with the epochs it has logged). On a SQL store one query reads them all; elsewhere (a
 tracking server) a reader keeps what it has seen and asks only for new siblings and unfinished histories.
 """
 
@@ -21,7 +21,7 @@ CLOCK_SLACK_MS = 5_000  # a sibling started on another machine may carry a start
 
 
 class SiblingReader:
-    """Reads the histories of `key` of the children of `parent_run_id`, except `own_run_id`."""
+    """Reads the histories of `key` of the runs of the study `parent_run_id`, except `own_run_id`."""
 
     def __init__(self, client: Any, parent_run_id: str, experiment_id: str, own_run_id: str, key: str) -> None:
         self.client = client
@@ -49,7 +49,7 @@ class SiblingReader:
 
     def _look_for_siblings(self) -> set[str]:
         """Register siblings started since the last look; returns those known to have ended by now."""
-        parent = f"tags.`{tags.PARENT}` = '{self.parent}'"
+        parent = f"tags.`{tags.STUDY_RUN}` = '{self.parent}'"
         if self.searched_ms is None:  # the first look: every sibling, with its status
             found = self._search(parent)
         else:  # later: those started since, and which of all still run
@@ -58,7 +58,7 @@ class SiblingReader:
         self.searched_ms = int(time.time() * 1000)
         running = {r.info.run_id for r in found if r.info.status == "RUNNING"}
         for run in found:
-            if run.info.run_id != self.own:
+            if run.info.run_id != self.own and tags.SEEDS not in run.data.tags:  # not a seeds' aggregate
                 self.histories.setdefault(run.info.run_id, {})
         return set(self.histories) - running
 

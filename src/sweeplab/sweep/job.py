@@ -2,9 +2,10 @@
 
 Every job writes sweeplab_job.json into its Hydra output folder (whatever process or machine runs it); the
 launching process reads those reports to build the study's summary (sweep.summary). Its return value is
-what the sweeper optimises: the job's val_accuracy. A failure is raised to Hydra, which records it in the
-job's return; the sweeper's own policy decides what comes next (Hydra's basic sweeper runs every job,
-Optuna's stops past hydra.sweeper.max_failure_rate).
+what the sweeper optimises: the job's val_accuracy (with seeds=N, the mean over its seeds, so a sweeper
+tunes a config, not a lucky seed). A failure is raised to Hydra, which records it in the job's return; the
+sweeper's own policy decides what comes next (Hydra's basic sweeper runs every job, Optuna's stops past
+hydra.sweeper.max_failure_rate).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import math
 import os
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from omegaconf import DictConfig
 
@@ -28,11 +29,8 @@ from sweeplab.signals import raise_if_interrupted
 from sweeplab.sweep.launchers import job_threads
 from sweeplab.sweep.plan import is_basic_sweeper, label
 from sweeplab.tracking import store, tags
-from sweeplab.tracking.runs import parent_run_id
+from sweeplab.tracking.runs import finished_run, parent_run_id
 from sweeplab.validate import validate
-
-if TYPE_CHECKING:
-    from mlflow.entities import Run
 
 REPORT_FILE = "sweeplab_job.json"
 
@@ -42,20 +40,6 @@ def in_multirun() -> bool:
     from hydra.types import RunMode
 
     return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
-
-
-def finished_run(cfg: DictConfig, identity: str) -> Run | None:
-    """The newest FINISHED run of the experiment with this config hash, if any."""
-    from mlflow.tracking import MlflowClient
-
-    experiment_id = store.configure(cfg.tracking)
-    runs = MlflowClient().search_runs(
-        [experiment_id],
-        f"tags.`{tags.CONFIG_HASH}` = '{identity}' and attributes.status = 'FINISHED'",
-        order_by=["attributes.end_time DESC"],
-        max_results=1,
-    )
-    return runs[0] if runs else None
 
 
 def write_report(folder: Path, report: dict[str, Any]) -> None:
@@ -120,7 +104,7 @@ def run_job(cfg: DictConfig) -> float:
         if not grid:  # the grid's jobs were all checked before the first started
             validate(cfg)
         identity = report["config_hash"] = config_hash(cfg)
-        previous = None if cfg.force else finished_run(cfg, identity)
+        previous = None if cfg.force else finished_run(store.configure(cfg.tracking), identity)
         if previous is not None:
             report.update(skipped=True, run_id=previous.info.run_id)
             print(
@@ -134,11 +118,11 @@ def run_job(cfg: DictConfig) -> float:
         raise_if_interrupted()
         # Before the first Keras import (train imports it): KERAS_BACKEND is read once per process.
         select_backend(cfg.backend, cfg.training.threads)
-        from sweeplab.train import run
+        from sweeplab.seeds.runs import run_config
 
         # Jobs running at once in one terminal write whole lines, never bars that interleave.
         with progress.labelled(tag, lines_only=str(hydra_cfg.launcher.get("_target_")) != compat.BASIC_LAUNCHER):
-            result = run(cfg)
+            result = run_config(cfg)
         report.update(run_id=result.run_id, reused_compiled=compiled_cache.last_take_reused())
         ended(tag, num, "FINISHED", time.perf_counter() - started, f"val_accuracy={result.metrics['val_accuracy']:.4f}")
         return result.metrics["val_accuracy"]

@@ -79,17 +79,24 @@ def job_row(study: Study, axes: list[str], job: Job, report: dict) -> dict:
         run_id=run.info.run_id,
         note=note,
         pruned=labels.get(tags.PRUNED),
+        seeds=metrics.get("seeds_run") if tags.SEEDS in labels else None,
+        val_accuracy_std=metrics.get("val_accuracy_std"),
     )
     return row
 
 
 def summary_table(rows: list[dict], axes: list[str]) -> pd.DataFrame:
-    """One row per job, best val_accuracy first; jobs without a result last."""
-    columns = ["job", *axes, "status", "val_accuracy", "test_accuracy", "duration_s", "run_id", "note"]
-    table = pd.DataFrame(rows).reindex(columns=[*columns, "pruned"])
+    """One row per job, best val_accuracy first; jobs without a result last. With seeds=N, a job's figures are
+    the means over its seeds, and the table says how many seeds and their std."""
+    frame = pd.DataFrame(rows)
+    seeded = ["seeds", "val_accuracy_std"] if "seeds" in frame and frame["seeds"].notna().any() else []
+    columns = ["job", *axes, "status", "val_accuracy", *seeded, "test_accuracy", "duration_s", "run_id", "note"]
+    table = frame.reindex(columns=[*columns, "pruned"])
     table["note"] = table["note"].fillna("")
+    if seeded:
+        table["seeds"] = table["seeds"].astype("Int64")
     table = table.sort_values(["val_accuracy", "job"], ascending=[False, True], na_position="last")
-    return table.round({"val_accuracy": 4, "test_accuracy": 4}).reset_index(drop=True)
+    return table.round({"val_accuracy": 4, "val_accuracy_std": 4, "test_accuracy": 4}).reset_index(drop=True)
 
 
 def val_accuracy_curves(study: Study, table: pd.DataFrame, axes: list[str]) -> tuple[dict[str, pd.Series], set[str]]:
@@ -98,14 +105,27 @@ def val_accuracy_curves(study: Study, table: pd.DataFrame, axes: list[str]) -> t
     for row in table.to_dict("records"):
         if not isinstance(row.get("run_id"), str):
             continue
-        history = sorted(study.client.get_metric_history(row["run_id"], "val_accuracy"), key=lambda m: m.step)
-        if history:
+        curve = _curve(study, row["run_id"], seeded=pd.notna(row.get("seeds")))
+        if len(curve):
             label = " ".join(f"{a}={row[a]}" for a in axes) or f"job {row['job']}"
             if isinstance(row.get("pruned"), str):
                 label += f" (pruned at {row['pruned']})"
                 pruned.add(label)
-            curves[label] = pd.Series([m.value for m in history], index=[m.step + 1 for m in history])
+            curves[label] = curve
     return curves, pruned
+
+
+def _curve(study: Study, run_id: str, seeded: bool) -> pd.Series:
+    """A job's val_accuracy per epoch (1-based); with seeds, the mean over its seeds' runs."""
+    ids = [run_id]
+    if seeded:  # its seeds' runs nested under it (seeds reused from elsewhere stay where they ran)
+        nested = study.client.search_runs([study.experiment_id], f"tags.`{tags.PARENT}` = '{run_id}'")
+        ids = [r.info.run_id for r in nested] or ids
+    series = []
+    for one in ids:
+        history = study.client.get_metric_history(one, "val_accuracy")
+        series.append(pd.Series({m.step + 1: m.value for m in history}, dtype=float))
+    return pd.concat(series, axis=1).mean(axis=1).sort_index() if series else pd.Series(dtype=float)
 
 
 def counts_and_best(table: pd.DataFrame, axes: list[str]) -> tuple[dict[str, float], dict[str, str]]:

@@ -14,7 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 
 import sweeplab
 from sweeplab import compat
-from sweeplab.config import config_hash, hidden_units, learning_rate, optimizer_name
+from sweeplab.config import config_group, config_hash, hidden_units, learning_rate, optimizer_name
 from sweeplab.errors import ArtifactWriteError, TrackingLost, one_line
 from sweeplab.signals import signals_held
 from sweeplab.tracking import tags
@@ -22,6 +22,7 @@ from sweeplab.tracking.store import unreachable
 
 if TYPE_CHECKING:
     import mlflow
+    from mlflow.entities import Run
 
 
 def run_name(cfg: DictConfig) -> str:
@@ -91,19 +92,26 @@ def _lost(run_id: str) -> TrackingLost:
 
 
 @contextlib.contextmanager
-def tracked_run(name: str, labels: dict[str, str]) -> Iterator[mlflow.ActiveRun]:
+def tracked_run(name: str, labels: dict[str, str], resume: str | None = None) -> Iterator[mlflow.ActiveRun]:
     """An MLflow run that ends FINISHED, FAILED (an error) or KILLED (Ctrl-C, SIGTERM), never RUNNING.
 
+    Started inside another tracked run, it is nested under it (a seed's run under its config's run);
+    otherwise under the study's parent, if any. `resume` reopens an earlier run of the same config instead.
     A failed run keeps what it logged and gets the reason as a tag, as its description in the UI, and
     the traceback as error.txt.
     """
     import mlflow
     from mlflow.entities import RunStatus
 
-    parent = parent_run_id()
-    if parent and tags.ROLE not in labels:
-        labels = {**labels, tags.ROLE: tags.ROLE_JOB}
-    run = mlflow.start_run(run_name=name, tags=labels, parent_run_id=parent)
+    outer, study = mlflow.active_run(), parent_run_id()
+    parent = outer.info.run_id if outer is not None else study
+    if study:
+        labels = {tags.ROLE: tags.ROLE_JOB, **labels, tags.STUDY_RUN: study}
+    if resume is not None:
+        run = mlflow.start_run(run_id=resume, nested=outer is not None)
+        mlflow.set_tags({**labels, tags.ERROR: "", tags.NOTE: ""})
+    else:
+        run = mlflow.start_run(run_name=name, tags=labels, parent_run_id=parent, nested=outer is not None)
     try:
         yield run
     except BaseException as exc:
@@ -137,5 +145,24 @@ def tracked_run(name: str, labels: dict[str, str]) -> Iterator[mlflow.ActiveRun]
 
 
 def run_tags(cfg: DictConfig) -> dict[str, str]:
-    """What every run of `cfg` is tagged with: versions, git state, config identity, dataset."""
-    return {**source_tags(), tags.CONFIG_HASH: config_hash(cfg), tags.DATASET: cfg.data.name}
+    """What every run of `cfg` is tagged with: versions, git state, config identity (with and without the
+    seed), dataset."""
+    return {
+        **source_tags(),
+        tags.CONFIG_HASH: config_hash(cfg),
+        tags.CONFIG_GROUP: config_group(cfg),
+        tags.DATASET: cfg.data.name,
+    }
+
+
+def finished_run(experiment_id: str, identity: str) -> Run | None:
+    """The newest FINISHED run of the experiment with this config hash, if any."""
+    from mlflow.tracking import MlflowClient
+
+    found = MlflowClient().search_runs(
+        [experiment_id],
+        f"tags.`{tags.CONFIG_HASH}` = '{identity}' and attributes.status = 'FINISHED'",
+        order_by=["attributes.end_time DESC"],
+        max_results=1,
+    )
+    return found[0] if found else None

@@ -80,7 +80,12 @@ class Study:
         )
 
     def end_child(self, run_id: str, status: str, reason: str) -> None:
-        """End a child run whose own process could not (killed, or its server was lost), with the reason."""
+        """End a child run whose own process could not (killed, or its server was lost), with the reason;
+        and its seeds' runs that were still running with it."""
+        with contextlib.suppress(Exception):
+            running = f"tags.`{tags.PARENT}` = '{run_id}' and attributes.status = '{RUNNING}'"
+            for nested in self.client.search_runs([self.experiment_id], running):
+                self.end_child(nested.info.run_id, status, reason)
         with contextlib.suppress(Exception):
             self.client.set_tag(run_id, tags.ERROR, reason[:5000])
             self.client.set_tag(run_id, tags.NOTE, f"{status}: {reason}"[:5000])

@@ -17,6 +17,7 @@ NOTE = "mlflow.note.content"  # shown as the run's description in the MLflow UI
 ERROR = "sweeplab.error"  # why a run or study ended FAILED or KILLED ("" once it no longer does)
 CONFIG_HASH = "sweeplab.config_hash"  # the identity of a run's config (sweeplab.config.config_hash)
 CONFIG_GROUP = "sweeplab.config_group"  # the identity without the seed: runs that differ only by their seed
+STUDY_RUN = "sweeplab.study_run"  # on every run inside a study (jobs, trials, seeds): the study's parent run id
 SEEDS = "sweeplab.seeds"  # on a run that aggregates its nested seed runs (seeds=N > 1): N
 DATASET = "sweeplab.dataset"
 

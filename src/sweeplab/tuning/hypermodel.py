@@ -59,18 +59,53 @@ def sample(hp: keras_tuner.HyperParameters, space: SearchSpace) -> dict[str, Any
 
 
 class MlpHyperModel(keras_tuner.HyperModel):
-    """Builds and compiles the trial's MLP for `data`, around the baseline `cfg`."""
+    """Builds and compiles the trial's MLP for `data`, around the baseline `cfg`.
+
+    With several executions per trial, execution i trains from seed `seed + i`, in a run of its own nested
+    under the trial's run (role seed), as `seeds=N` does for a sweep's job; `executed` keeps their results.
+    """
 
     def __init__(self, cfg: DictConfig, space: SearchSpace, data: Dataset) -> None:
         super().__init__(name="mlp")
         self.cfg = cfg
         self.space = space
         self.data = data
+        self.executions = 1
+        self.trial_cfg: DictConfig | None = None
+        self.executed: list[dict[str, float]] = []
+
+    def start_trial(self, cfg: DictConfig, executions: int) -> None:
+        """A trial begins: its config, and how many executions it trains."""
+        self.trial_cfg, self.executions, self.executed = cfg, executions, []
 
     def build(self, hp: keras_tuner.HyperParameters) -> Any:
         from sweeplab.train import compile_model
 
+        if self.executions > 1 and self.trial_cfg is not None:
+            from sweeplab.backend import fresh_start
+
+            fresh_start(self.trial_cfg.seed + len(self.executed))  # the fresh weights come from this seed
         return compile_model(self.trial_config(sample(hp, self.space), hp), self.data)
+
+    def fit(self, hp: keras_tuner.HyperParameters, model: Any, *args: Any, **kwargs: Any) -> Any:
+        """Keras Tuner's fit, inside a nested run per execution when a trial has several."""
+        if self.executions <= 1 or self.trial_cfg is None:
+            return model.fit(*args, **kwargs)
+        import mlflow
+
+        from sweeplab.config import seed_config
+        from sweeplab.seeds.aggregate import AGGREGATED
+        from sweeplab.tracking import tags
+        from sweeplab.tracking.runs import flat_params, run_name, run_tags, tracked_run
+
+        number = len(self.executed) + 1
+        one = seed_config(self.trial_cfg, self.trial_cfg.seed + number - 1)
+        labels = {**run_tags(one), tags.ROLE: tags.ROLE_SEED}
+        with tracked_run(f"execution {number}/{self.executions}: {run_name(one)}", labels):
+            mlflow.log_params({**flat_params(one), "execution": number})
+            history = model.fit(*args, **kwargs)
+        self.executed.append({k: float(v[-1]) for k, v in history.history.items() if k in AGGREGATED and v})
+        return history
 
     def trial_config(self, values: dict[str, Any], hp: keras_tuner.HyperParameters | None = None) -> DictConfig:
         """The sweeplab config a trial trains with: the baseline with the trial's values put in."""

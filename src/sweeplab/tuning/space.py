@@ -165,6 +165,11 @@ def validate_tuner(cfg: DictConfig) -> None:
     _at_least("max_trials", tuner.max_trials, 1, allow_null=tuner.kind == "hyperband")
     _at_least("max_epochs", tuner.max_epochs, 1)
     _at_least("executions_per_trial", tuner.executions_per_trial, 1)
+    if cfg.seeds > 1 and tuner.executions_per_trial not in (1, cfg.seeds):
+        raise ConfigError(
+            f"seeds={cfg.seeds} with tuner.executions_per_trial={tuner.executions_per_trial} is not allowed: "
+            "a search's seeds are its executions per trial; set one of them"
+        )
     _at_least("patience", tuner.patience, 0, allow_null=True)
     _at_least("max_consecutive_failed_trials", tuner.max_consecutive_failed_trials, 1)
     if tuner.kind == "hyperband":

@@ -16,6 +16,7 @@ from sweeplab.callbacks import MlflowEpochLogger, StopOnDivergence
 from sweeplab.epoch_progress import epoch_progress
 from sweeplab.errors import DivergedError
 from sweeplab.pruning.callback import pruning_callbacks
+from sweeplab.seeds.aggregate import aggregate_metrics
 from sweeplab.signals import interrupted, raise_if_interrupted
 from sweeplab.tracking import tags
 from sweeplab.tracking.runs import flat_params, run_name, run_tags, tracked_run
@@ -65,6 +66,8 @@ class TrackedTrials:
             tags.TRIAL: trial.trial_id,
             tags.TUNER_ID: self.tuner_id,
         }
+        if self.executions_per_trial > 1:  # each execution a nested run; this one holds their aggregate
+            labels[tags.SEEDS] = str(self.executions_per_trial)
         earlier = trial_runs(self.experiment_id, self.project, trial_id=trial.trial_id)
         labels[tags.ATTEMPT] = str(len(earlier) + 1)
         if "tuner/trial_id" in hp.values:
@@ -76,6 +79,7 @@ class TrackedTrials:
         with tracked_run(f"trial {trial.trial_id}: {run_name(cfg)}", labels) as run:
             self._trial_runs[trial.trial_id] = run.info.run_id
             self.trials_run += 1
+            self.hypermodel.start_trial(cfg, self.executions_per_trial)
             mlflow.log_params(flat_params(cfg))
             mlflow.log_params({f"hp.{k}": v for k, v in hp.values.items()})
             # Hyperband keeps its own pruning (its brackets); random and Bayesian searches take the study's.
@@ -99,6 +103,8 @@ class TrackedTrials:
                 raise
             score = compat.trial_objective(results, self.oracle.objective)
             mlflow.log_metrics({"score": score, "trial_time": time.perf_counter() - started})
+            if self.hypermodel.executed:
+                mlflow.log_metrics(aggregate_metrics(self.hypermodel.executed))
             elapsed = self._clock.elapsed()
             result = f"{self.oracle.objective.name}={score:.4f}"
             seconds = time.perf_counter() - started
@@ -173,7 +179,7 @@ def build_tuner(cfg: DictConfig, hypermodel: MlpHyperModel, project: str, experi
         directory=t.directory,
         project_name=project,
         overwrite=bool(cfg.force),
-        executions_per_trial=t.executions_per_trial,
+        executions_per_trial=max(int(t.executions_per_trial), int(cfg.seeds)),  # seeds=N: N executions
     )
     tuner._setup_tracking(project, experiment_id)
     return tuner

@@ -1,0 +1,116 @@
+"""A config trained with its seeds (`seeds=N`): one run per seed, nested under the config's run, which holds
+the aggregate (sweeplab.seeds.aggregate) and is what a study's sweeper, summary and resume see.
+
+A seed whose config already FINISHED is not trained again, wherever it ran: under an earlier attempt of this
+config's run, or as a plain `seed=...` run of a grid. An interrupted config's run is reopened by the same
+command, so its seeds stay together.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+
+import pandas as pd
+from omegaconf import DictConfig
+
+from sweeplab.config import config_hash, seed_config, seed_list
+from sweeplab.seeds.aggregate import AGGREGATED, aggregate_metrics
+from sweeplab.signals import raise_if_interrupted
+from sweeplab.tracking import runs, store, tags
+from sweeplab.tracking.ui import run_link
+from sweeplab.train import RunResult
+
+
+def run_config(cfg: DictConfig) -> RunResult:
+    """Train `cfg` (validated already): one run, or with seeds=N > 1 a run per seed under the config's run."""
+    from sweeplab.train import run
+
+    return run(cfg) if int(cfg.seeds) == 1 else run_seeds(cfg)
+
+
+def config_run_name(cfg: DictConfig) -> str:
+    """e.g. 'mlp 300-100 relu sgd lr=0.01 seeds=42-46'."""
+    seeds = seed_list(cfg)
+    return f"{runs.run_name(cfg).rsplit(' seed=', 1)[0]} seeds={seeds[0]}-{seeds[-1]}"
+
+
+def earlier_attempt(experiment_id: str, identity: str) -> str | None:
+    """The newest unfinished run of this config (interrupted, failed, lost) in this study, to reopen."""
+    from mlflow.tracking import MlflowClient
+
+    query = f"tags.`{tags.CONFIG_HASH}` = '{identity}' and attributes.status != 'FINISHED'"
+    study = runs.parent_run_id()
+    query += f" and tags.`{tags.STUDY_RUN}` = '{study}'" if study else f" and tags.`{tags.STUDY_RUN}` IS NULL"
+    found = MlflowClient().search_runs([experiment_id], query, order_by=["attributes.start_time DESC"], max_results=1)
+    return found[0].info.run_id if found else None
+
+
+def run_seeds(cfg: DictConfig) -> RunResult:
+    """Train each seed of `cfg` that has not FINISHED yet, as a run nested under the config's run; log the
+    aggregate there. A seed the study's pruner stops ends the config: its other seeds are not trained."""
+    import mlflow
+
+    experiment_id = store.configure(cfg.tracking)
+    identity, seeds, name = config_hash(cfg), seed_list(cfg), config_run_name(cfg)
+    resume = earlier_attempt(experiment_id, identity)
+    rows: list[dict] = []
+    with runs.tracked_run(name, {**runs.run_tags(cfg), tags.SEEDS: str(len(seeds))}, resume=resume) as active:
+        run_id = active.info.run_id
+        again = " (resumed)" if resume else ""
+        print(f"sweeplab: config run '{name}' ({run_id}){again}: {len(seeds)} seeds, each a nested run", flush=True)
+        if resume is None:  # a reopened run has its params (the threads of this attempt may differ)
+            mlflow.log_params(runs.flat_params(cfg))
+        started = time.perf_counter()
+        for number, seed in enumerate(seeds, 1):
+            raise_if_interrupted()
+            rows.append(_train_seed(cfg, experiment_id, seed, f"seed {seed} ({number}/{len(seeds)})"))
+            if rows[-1]["pruned"] is not None:
+                mlflow.set_tags({tags.PRUNED: str(rows[-1]["pruned"]), tags.PRUNED_REASON: rows[-1]["reason"]})
+                break
+        metrics = aggregate_metrics(rows)
+        mlflow.log_metrics({**metrics, "train_time": time.perf_counter() - started})
+        table = pd.DataFrame(rows, columns=["seed", "run_id", "status", *AGGREGATED, "pruned"])
+        mlflow.log_text(table.to_csv(index=False), "seeds.csv")
+    print(_closing_line(table, metrics, experiment_id, run_id), flush=True)
+    return RunResult(run_id, experiment_id, metrics, table)
+
+
+def _train_seed(cfg: DictConfig, experiment_id: str, seed: int, what: str) -> dict:
+    """One seed: reuse its FINISHED run, or train it nested under the active config run."""
+    one = seed_config(cfg, seed)
+    earlier = None if cfg.force else runs.finished_run(experiment_id, config_hash(one))
+    if earlier is not None:
+        labels, metrics = earlier.data.tags, earlier.data.metrics
+        print(f"sweeplab: {what} already FINISHED as run {earlier.info.run_id}: not trained again", flush=True)
+        pruned = int(labels[tags.PRUNED]) if tags.PRUNED in labels else None
+        return _row(seed, earlier.info.run_id, "SKIPPED", metrics, pruned, labels.get(tags.PRUNED_REASON, ""))
+    from sweeplab.train import run
+
+    print(f"sweeplab: {what}", flush=True)
+    result = run(one, {tags.ROLE: tags.ROLE_SEED})
+    reason = f"seed {seed} pruned at epoch {result.pruned_at}" if result.pruned_at is not None else ""
+    return _row(seed, result.run_id, "FINISHED", result.metrics, result.pruned_at, reason)
+
+
+def _row(seed: int, run_id: str, status: str, metrics: dict, pruned: int | None, reason: str) -> dict:
+    return {
+        "seed": seed,
+        "run_id": run_id,
+        "status": status,
+        **{k: float(metrics[k]) for k in AGGREGATED if k in metrics},
+        "pruned": pruned,
+        "reason": reason,
+    }
+
+
+def _closing_line(table: pd.DataFrame, metrics: dict, experiment_id: str, run_id: str) -> str:
+    buffer = io.StringIO()
+    table[["seed", "status", "val_accuracy", "test_accuracy"]].to_string(buffer, index=False)
+    low, high = metrics.get("val_accuracy_ci_low"), metrics.get("val_accuracy_ci_high")
+    interval = f", 95% interval {low:.4f} to {high:.4f}" if low is not None and high is not None else ""
+    return (
+        f"{buffer.getvalue()}\nsweeplab: {len(table)} seeds: val_accuracy mean {metrics['val_accuracy']:.4f} "
+        f"(std {metrics.get('val_accuracy_std', float('nan')):.4f}, IQM {metrics['val_accuracy_iqm']:.4f}{interval}) "
+        f"-> {run_link(experiment_id, run_id)}"
+    )
