@@ -139,7 +139,7 @@ def test_a_sweep_with_seeds_has_a_config_run_per_job_and_resumes_a_killed_one(tm
     """SIGTERM after the first seed of the second job: the rerun reopens that job's run, keeps its finished seed,
     trains the rest, and the summary counts jobs with their seeds."""
     args = [sys.executable, str(ROOT / "sweep.py"), "-m", "lr=0.05,0.02", "seeds=3", *TINY]
-    slow = ["epochs=40", "training.steps_per_execution=1"]
+    slow = ["epochs=25", "training.steps_per_execution=1"]
     proc = subprocess.Popen(
         [*args, *slow], cwd=tmp_path, env={**os.environ, "PYTHONUNBUFFERED": "1"},
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
