@@ -250,10 +250,15 @@ def test_diverging_job_fails_alone_under_submitit(tmp_path: Path) -> None:
 
 
 def test_slurm_launcher_config_composes() -> None:
-    """conf/hydra/launcher/slurm.yaml extends submitit_slurm; its jobs use the cores Slurm gives them."""
+    """conf/hydra/launcher/slurm.yaml extends submitit_slurm with sweeplab's watched launcher; a job asks for
+    training.threads cores (null: Slurm's one), 4 GB; tests/test_slurm.py runs it on a real cluster."""
     register_configs()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = compose(config_name="config", overrides=["hydra/launcher=slurm"], return_hydra_config=True)
+        threads = compose(
+            config_name="config", overrides=["hydra/launcher=slurm", "training.threads=3"], return_hydra_config=True
+        )
     launcher = cfg.hydra.launcher
-    assert launcher._target_.endswith("submitit_launcher.SlurmLauncher")
-    assert launcher.cpus_per_task == 4 and launcher.timeout_min > 0
+    assert launcher._target_ == "hydra_plugins.sweeplab_launchers.SlurmLauncher"
+    assert launcher.cpus_per_task is None and launcher.mem_gb == 4 and launcher.timeout_min > 0
+    assert threads.hydra.launcher.cpus_per_task == 3

@@ -25,8 +25,11 @@ def job_threads(sweep_size: int, launcher: DictConfig | None = None) -> int | No
     """TensorFlow threads for a job when training.threads is null: cores shared by the jobs running at once.
 
     None (TensorFlow's default: every core) for one job at a time. `launcher`: hydra.launcher (by default,
-    this job's).
+    this job's). Inside a Slurm job: the cores Slurm gave it (asked or not, e.g. Slurm's default one).
     """
+    slurm_cores = os.environ.get("SLURM_CPUS_PER_TASK") or os.environ.get("SLURM_CPUS_ON_NODE")
+    if os.environ.get("SLURM_JOB_ID") and slurm_cores and slurm_cores.isdigit():
+        return int(slurm_cores)
     if launcher is None:
         from hydra.core.hydra_config import HydraConfig
 
