@@ -74,6 +74,13 @@ def reason_of(output: str) -> str:
     return "; ".join(errors or lines[:1]) or "no reason given"
 
 
+def trace_end(text: str) -> str:
+    """The last line of the traceback in submitit's error for a failed job (the exception and its message)."""
+    parts = text.split("-" * 22)
+    lines = [line.strip() for line in (parts[1] if len(parts) > 2 else text).splitlines() if line.strip()]
+    return lines[-1] if lines else "no reason given"
+
+
 def make_executor(kind: str, params: dict[str, Any]) -> Any:
     """submitit's executor for `kind` ('slurm' or 'local') with the launcher's params, as the plugin builds it."""
     import submitit
@@ -220,8 +227,8 @@ class Jobs:
         if self.has_result(job):
             try:
                 return job.results()[0]
-            except Exception as err:  # noqa: BLE001 (the job's process died: submitit's error has its log)
-                error = LauncherError(f"job {num + 1} ({self.kind} job {job.job_id}) failed: {reason_of(str(err))}")
+            except Exception as err:  # noqa: BLE001 (an error outside the job's run: submitit's has its trace)
+                error = LauncherError(f"job {num + 1} ({self.kind} job {job.job_id}) failed: {trace_end(str(err))}")
         else:
             error = LauncherError(
                 f"job {num + 1} ({self.kind} job {job.job_id}) ended without a result; its log: {job.paths.stderr}"
