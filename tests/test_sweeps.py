@@ -24,7 +24,7 @@ from omegaconf import OmegaConf
 from conftest import CONF_DIR, LIGHT, ROOT, experiment_runs, run_cli
 from sweeplab.config import register_configs
 from sweeplab.sweep import plan as sweeps
-from sweeplab.sweep.launchers import parallel_jobs
+from sweeplab.sweep.launchers import job_threads, parallel_jobs
 
 TINY = ["data.limit=1000", "training.verbose=2", "tracking.log_model=false", *LIGHT]
 LR_SWEEP = ["-m", "lr=0.001,0.01,0.1", "epochs=2", *TINY]
@@ -89,6 +89,21 @@ def test_parallel_jobs_counts_what_runs_at_once() -> None:
     assert parallel_jobs(OmegaConf.create({"_target_": joblib, "n_jobs": -1}), 100) == cpus
     assert parallel_jobs(OmegaConf.create({"_target_": local}), 3) == 3
     assert parallel_jobs(OmegaConf.create({"_target_": basic}), 3) == 1
+
+
+def test_a_job_in_slurm_uses_the_cores_slurm_gave(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not the node's: Slurm's default one core per task, or what was asked, shared by parallel jobs."""
+    slurm = OmegaConf.create({"_target_": "hydra_plugins.sweeplab_launchers.SlurmLauncher", "cpus_per_task": None})
+    joblib = OmegaConf.create({"_target_": "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher",
+                               "n_jobs": 2})  # fmt: skip
+    monkeypatch.delenv("SLURM_CPUS_PER_TASK", raising=False)
+    monkeypatch.setenv("SLURM_JOB_ID", "7")
+    monkeypatch.setenv("SLURM_CPUS_ON_NODE", "4")
+    assert job_threads(3, slurm) == 4 and job_threads(3, joblib) == 2
+    monkeypatch.setenv("SLURM_CPUS_PER_TASK", "1")
+    assert job_threads(3, slurm) == 1
+    monkeypatch.delenv("SLURM_JOB_ID")
+    assert job_threads(3, slurm) is None  # outside Slurm, one job at a time: every core
 
 
 # --- a sequential lr sweep: killed half way, resumed, run again ------------------------------------------
