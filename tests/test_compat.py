@@ -57,6 +57,18 @@ def test_joblib_launcher_settings_and_worker_stop() -> None:
     assert all(not p.is_alive() for p in executor._processes.values()), moved("loky executor shutdown")
 
 
+def test_submitit_local_job_id_is_its_controller_pid(tmp_path) -> None:
+    """The task's parent process is the controller that forwards SIGTERM to it."""
+    import os
+
+    import submitit
+
+    executor = submitit.LocalExecutor(folder=tmp_path)
+    executor.update_parameters(timeout_min=1)
+    job = executor.submit(os.getppid)
+    assert job.result() == compat.submitit_local_controller_pid(job), moved("submitit's local job id")
+
+
 def test_cpython_exit_hooks_exist() -> None:
     assert callable(getattr(threading, "_shutdown", None)), moved("threading._shutdown")
     assert callable(getattr(atexit, "_run_exitfuncs", None)), moved("atexit._run_exitfuncs")

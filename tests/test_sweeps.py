@@ -24,7 +24,7 @@ from omegaconf import OmegaConf
 from conftest import CONF_DIR, LIGHT, ROOT, experiment_runs, run_cli
 from sweeplab.config import register_configs
 from sweeplab.sweep import plan as sweeps
-from sweeplab.sweep.launchers import parallel_jobs
+from sweeplab.sweep.launchers import job_threads, parallel_jobs
 
 TINY = ["data.limit=1000", "training.verbose=2", "tracking.log_model=false", *LIGHT]
 LR_SWEEP = ["-m", "lr=0.001,0.01,0.1", "epochs=2", *TINY]
@@ -89,6 +89,21 @@ def test_parallel_jobs_counts_what_runs_at_once() -> None:
     assert parallel_jobs(OmegaConf.create({"_target_": joblib, "n_jobs": -1}), 100) == cpus
     assert parallel_jobs(OmegaConf.create({"_target_": local}), 3) == 3
     assert parallel_jobs(OmegaConf.create({"_target_": basic}), 3) == 1
+
+
+def test_a_job_in_slurm_uses_the_cores_slurm_gave(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not the node's: Slurm's default one core per task, or what was asked, shared by parallel jobs."""
+    slurm = OmegaConf.create({"_target_": "hydra_plugins.sweeplab_launchers.SlurmLauncher", "cpus_per_task": None})
+    joblib = OmegaConf.create({"_target_": "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher",
+                               "n_jobs": 2})  # fmt: skip
+    monkeypatch.delenv("SLURM_CPUS_PER_TASK", raising=False)
+    monkeypatch.setenv("SLURM_JOB_ID", "7")
+    monkeypatch.setenv("SLURM_CPUS_ON_NODE", "4")
+    assert job_threads(3, slurm) == 4 and job_threads(3, joblib) == 2
+    monkeypatch.setenv("SLURM_CPUS_PER_TASK", "1")
+    assert job_threads(3, slurm) == 1
+    monkeypatch.delenv("SLURM_JOB_ID")
+    assert job_threads(3, slurm) is None  # outside Slurm, one job at a time: every core
 
 
 # --- a sequential lr sweep: killed half way, resumed, run again ------------------------------------------
@@ -250,10 +265,15 @@ def test_diverging_job_fails_alone_under_submitit(tmp_path: Path) -> None:
 
 
 def test_slurm_launcher_config_composes() -> None:
-    """conf/hydra/launcher/slurm.yaml extends submitit_slurm; its jobs use the cores Slurm gives them."""
+    """conf/hydra/launcher/slurm.yaml extends submitit_slurm with sweeplab's watched launcher; a job asks for
+    training.threads cores (null: Slurm's one), 4 GB; tests/test_slurm.py runs it on a real cluster."""
     register_configs()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = compose(config_name="config", overrides=["hydra/launcher=slurm"], return_hydra_config=True)
+        threads = compose(
+            config_name="config", overrides=["hydra/launcher=slurm", "training.threads=3"], return_hydra_config=True
+        )
     launcher = cfg.hydra.launcher
-    assert launcher._target_.endswith("submitit_launcher.SlurmLauncher")
-    assert launcher.cpus_per_task == 4 and launcher.timeout_min > 0
+    assert launcher._target_ == "hydra_plugins.sweeplab_launchers.SlurmLauncher"
+    assert launcher.cpus_per_task is None and launcher.mem_gb == 4 and launcher.timeout_min > 0
+    assert threads.hydra.launcher.cpus_per_task == 3

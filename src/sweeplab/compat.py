@@ -70,6 +70,18 @@ def stop_joblib_workers() -> None:
         executor.shutdown(wait=True, kill_workers=True)
 
 
+# ------------------------------------------------------------------------------------------------ submitit
+
+
+def submitit_local_controller_pid(job: Any) -> int:
+    """The pid of the controller process of a submitit local job, which forwards SIGTERM to the job's task.
+
+    submitit's LocalJob.cancel sends the controller SIGINT, after which it kills the task within a second,
+    too soon for the task to end its run; a local job's id is its controller's pid (not documented).
+    """
+    return int(job.job_id)
+
+
 # ------------------------------------------------------------------------------------------------- CPython
 
 

@@ -50,6 +50,12 @@ class DivergedError(SweeplabError, RuntimeError):
     exit_status = 1
 
 
+class LauncherError(SweeplabError, RuntimeError):
+    """A cluster that refused or cannot run a study's jobs; the message gives sbatch's or squeue's reason."""
+
+    exit_status = 1
+
+
 class StudyError(SweeplabError, RuntimeError):
     """A study (sweep or search) whose parent run cannot be created, found or finished."""
 

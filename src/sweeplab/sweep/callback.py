@@ -19,10 +19,11 @@ from omegaconf import DictConfig
 
 from sweeplab import compat
 from sweeplab.cli import error_line, fail
-from sweeplab.errors import SweeplabError, one_line
+from sweeplab.errors import LauncherError, SweeplabError, one_line
 from sweeplab.perf import prewarm
 from sweeplab.perf.process import resume_gc
 from sweeplab.signals import handle_signals
+from sweeplab.sweep.cluster import WATCHED
 from sweeplab.sweep.launchers import parallel_jobs
 from sweeplab.sweep.plan import KIND_GRID, Plan, pass_to_jobs, plan
 from sweeplab.tracking import store, studies, tags
@@ -66,6 +67,17 @@ def open_parent(client: Any, the_plan: Plan) -> Study:
     )
 
 
+def watch_jobs(config: DictConfig) -> None:
+    """Launch through sweeplab's watched submitit launchers (sweeplab.sweep.cluster) where the plugin's own
+    were chosen: Hydra instantiates the launcher after this callback's on_multirun_start."""
+    from omegaconf import open_dict, read_write
+
+    target = str(config.hydra.launcher.get("_target_", ""))
+    if target in WATCHED:
+        with read_write(config), open_dict(config):
+            config.hydra.launcher["_target_"] = WATCHED[target]
+
+
 class SweepCallback(Callback):
     """hydra.callbacks entry: plans the multirun, owns its study, writes its summary."""
 
@@ -102,6 +114,7 @@ class SweepCallback(Callback):
             prewarm.stop_workers()
             fail(f"the sweep's parent run could not be created in the MLflow store: {err}".splitlines()[0])
         self.plan, self.study = the_plan, study
+        watch_jobs(config)
         if str(config.hydra.launcher.get("_target_", "")) != compat.BASIC_LAUNCHER:
             resume_gc()  # this process's imports are done; with the basic launcher, its first job ends the pause
         env = {**study.env, tags.JOB_TOTAL_ENV: str(the_plan.total or ""), tags.AXES_ENV: ",".join(the_plan.axes)}
@@ -133,8 +146,8 @@ class SweepCallback(Callback):
     def close(self, error: BaseException | None = None) -> None:
         """Summarise and end the parent run, once; never leaves it (or a child) RUNNING.
 
-        `error`: what stopped the multirun. A failed job is in the summary already; anything else (the
-        sweeper itself failed) is said in one line and fails the study.
+        `error`: what stopped the multirun. A failed job is in the summary already; the cluster's refusal
+        (LauncherError) or anything else (the sweeper itself failed) is said in one line and fails the study.
         """
         if self.closed or self.plan is None or self.study is None:
             return
@@ -152,7 +165,10 @@ class SweepCallback(Callback):
         status, reason = KILLED, ""
         try:
             status = summarize(self.study, self.plan, self.reached_end or error is not None)
-            if error is not None and status == studies.FINISHED:
+            if isinstance(error, LauncherError):
+                status, reason = studies.FAILED, str(error)
+                error_line(reason)
+            elif error is not None and status == studies.FINISHED:
                 status, reason = studies.FAILED, f"the {self.plan.sweeper} sweeper stopped: {one_line(error)}"
                 error_line(reason)
         finally:

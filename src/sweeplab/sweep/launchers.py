@@ -25,7 +25,8 @@ def job_threads(sweep_size: int, launcher: DictConfig | None = None) -> int | No
     """TensorFlow threads for a job when training.threads is null: cores shared by the jobs running at once.
 
     None (TensorFlow's default: every core) for one job at a time. `launcher`: hydra.launcher (by default,
-    this job's).
+    this job's). Inside a Slurm job the cores are those Slurm gave it (asked or not, e.g. Slurm's default one),
+    not the node's.
     """
     if launcher is None:
         from hydra.core.hydra_config import HydraConfig
@@ -34,4 +35,13 @@ def job_threads(sweep_size: int, launcher: DictConfig | None = None) -> int | No
     if launcher.get("cpus_per_task"):  # submitit: what the scheduler gives each job
         return int(launcher.cpus_per_task)
     running = parallel_jobs(launcher, sweep_size)
+    given = slurm_cores()
+    if given:
+        return max(1, given // running)
     return None if running == 1 else max(1, (os.cpu_count() or 1) // running)
+
+
+def slurm_cores() -> int | None:
+    """The cores Slurm gave the job this process runs in; None outside Slurm."""
+    cores = os.environ.get("SLURM_CPUS_PER_TASK") or os.environ.get("SLURM_CPUS_ON_NODE") or ""
+    return int(cores) if os.environ.get("SLURM_JOB_ID") and cores.isdigit() else None
