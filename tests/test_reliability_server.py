@@ -5,6 +5,7 @@ twice), with every run's params, history and artifacts on the server."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -152,7 +153,8 @@ def test_server_stopped_mid_search_then_resumed(tmp_path: Path) -> None:
             )  # fmt: skip
             try:
                 first_finished, interrupted = wait_for_second_trial(client, process)
-                server.stop()
+                os.killpg(server.process.pid, signal.SIGKILL)  # at once, while the trial still trains
+                server.process.wait()
                 process.wait(timeout=120)
             finally:
                 process.kill()
