@@ -5,6 +5,7 @@ twice), with every run's params, history and artifacts on the server."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -106,5 +107,85 @@ def test_server_stopped_mid_sweep_then_resumed(tmp_path: Path) -> None:
         kept = len(client.get_metric_history(interrupted, "val_loss"))
         assert 2 <= kept < 150  # its epochs are kept
         print(f"sweep failed {failed_within:.1f} s after the server stopped; the lost run kept {kept} epochs")
+    finally:
+        server.stop()
+
+
+# A two-trial random search (the baseline, then one drawn); no early stopping and 40 short epochs a trial (a few
+# seconds), so that the second trial is still training when the server is stopped.
+SEARCH = ["tuner=random", "tuner.max_trials=2", "tuner.patience=null", "epochs=40", "data.limit=500",
+          "data.validation_size=500", "training.verbose=0", "training.jit_compile=false", "tracking.log_model=false",
+          "tracking.experiment=searched"]  # fmt: skip
+TRIAL = "sweeplab.trial_id"
+
+
+def runs_of(client: MlflowClient, role: str) -> list:
+    return [r for r in experiment_runs(client, "searched") if r.data.tags.get("sweeplab.role") == role]
+
+
+def wait_for_second_trial(client: MlflowClient, process: subprocess.Popen) -> tuple[set[str], str]:
+    """Until trial 0 FINISHED and the next has logged two epochs: (the finished run ids, the running one)."""
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "the search ended before it could be interrupted"
+        trials = runs_of(client, "trial")
+        finished = {r.info.run_id for r in trials if r.info.status == "FINISHED"}
+        running = [r.info.run_id for r in trials if r.info.status == "RUNNING"]
+        if finished and running and len(client.get_metric_history(running[0], "val_loss")) >= 2:
+            return finished, running[0]
+        time.sleep(0.3)
+    raise AssertionError("the search did not reach its second trial")
+
+
+@pytest.mark.slow
+def test_server_stopped_mid_search_then_resumed(tmp_path: Path) -> None:
+    folder, port = tmp_path / "server", free_port()
+    folder.mkdir()
+    server = server_on(folder, port)
+    env = {"MLFLOW_TRACKING_URI": server.url}
+    try:
+        client = MlflowClient(tracking_uri=server.url)
+        with (tmp_path / "lost.log").open("w+") as log:
+            process = subprocess.Popen(
+                [sys.executable, str(ROOT / "sweep.py"), *SEARCH],
+                cwd=tmp_path, env={**os.environ, "PYTHONUNBUFFERED": "1", **env},
+                stdout=subprocess.DEVNULL, stderr=log, text=True,
+            )  # fmt: skip
+            try:
+                first_finished, interrupted = wait_for_second_trial(client, process)
+                os.killpg(server.process.pid, signal.SIGKILL)  # at once, while the trial still trains
+                server.process.wait()
+                process.wait(timeout=120)
+            finally:
+                process.kill()
+                process.wait()
+            log.seek(0)
+            stderr = log.read()
+        # One line naming the server and the trial's run left RUNNING there; no traceback, no retry noise.
+        assert process.returncode == 1, stderr[-3000:]
+        errors = [line for line in stderr.splitlines() if line.startswith("sweeplab: error:")]
+        assert len(errors) == 1 and server.url in errors[0] and interrupted in errors[0], stderr[-3000:]
+        assert "Traceback" not in stderr and "Retrying" not in stderr, stderr[-3000:]
+
+        server = server_on(folder, port)
+        done = run_cli(SEARCH, cwd=tmp_path, env=env, timeout=300)
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert "resuming random search" in done.stdout
+        (parent,) = runs_of(client, "study")  # the same parent, reopened, and closed
+        assert parent.info.status == "FINISHED"
+        trials = runs_of(client, "trial")
+        finished = [r for r in trials if r.info.status == "FINISHED"]
+        assert sorted(r.data.tags[TRIAL] for r in finished) == ["0", "1"]  # each trial once
+        assert first_finished <= {r.info.run_id for r in finished}  # the finished trial was not trained again
+        assert len(trials) == 3  # and the interrupted one once more
+        stale = client.get_run(interrupted)
+        assert stale.info.status == "KILLED" and "rerun" in stale.data.tags["sweeplab.error"]
+        (rerun,) = [r for r in finished if r.data.tags[TRIAL] == stale.data.tags[TRIAL]]
+        assert (
+            rerun.data.tags["sweeplab.attempt"] == "2"
+            and stale.data.tags["sweeplab.superseded_by"] == rerun.info.run_id
+        )
+        assert 2 <= len(client.get_metric_history(interrupted, "val_loss")) < 40  # its epochs are kept
+        assert all(r.info.status != "RUNNING" for r in experiment_runs(client, "searched"))
     finally:
         server.stop()

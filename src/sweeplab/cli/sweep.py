@@ -22,6 +22,7 @@ from sweeplab.config import CONF_DIR, register_configs
 from sweeplab.errors import SweeplabError
 from sweeplab.perf.process import exit_quickly, pause_gc
 from sweeplab.signals import handle_signals
+from sweeplab.tracking.store import check_store
 from sweeplab.validate import validate
 
 register_configs()
@@ -88,6 +89,7 @@ def main(cfg: DictConfig) -> float:
         return run_job(cfg)  # resumable; a failure is raised so that Hydra records it and goes on
     try:
         validate(cfg)  # before anything loads TensorFlow, so that bad input is refused at once
+        check_store(cfg.tracking)  # a server that does not answer, or refuses this login: also refused at once
         # Before the first Keras import (train imports it): KERAS_BACKEND is read once per process.
         select_backend(cfg.backend, cfg.training.threads)
         if cfg.tuner is not None:  # tuner=random|hyperband|bayesian: a Keras Tuner search instead

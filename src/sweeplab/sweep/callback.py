@@ -164,7 +164,11 @@ class SweepCallback(Callback):
             return
         status, reason = KILLED, ""
         try:
-            status = summarize(self.study, self.plan, self.reached_end or error is not None)
+            try:
+                status = summarize(self.study, self.plan, self.reached_end or error is not None)
+            except OSError as err:  # the parent's files, on a full or unwritable artifact store
+                status, reason = studies.FAILED, self.unwritten(err)
+                error_line(reason)
             if isinstance(error, LauncherError):
                 status, reason = studies.FAILED, str(error)
                 error_line(reason)
@@ -175,3 +179,15 @@ class SweepCallback(Callback):
             self.outcome = status
             with contextlib.suppress(Exception):
                 self.study.finish(status, reason)
+
+    def unwritten(self, err: OSError) -> str:
+        """Why the sweep's summary files could not be logged to its parent run, naming where."""
+        assert self.study is not None
+        where = err.filename2 or err.filename
+        if where is None:
+            with contextlib.suppress(Exception):
+                where = self.study.client.get_run(self.study.run_id).info.artifact_uri
+        return (
+            f"the sweep's summary could not be logged to its parent run {self.study.run_id} "
+            f"({err.strerror or err}: {where}); free disk space and rerun the same command"
+        )

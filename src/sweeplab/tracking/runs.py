@@ -135,7 +135,8 @@ def tracked_run(name: str, labels: dict[str, str], resume: str | None = None) ->
         if lost is not None and not isinstance(exc, KeyboardInterrupt):
             raise _lost(run.info.run_id) from exc
         if isinstance(exc, OSError):  # inside a run only writing its files raises these (disk full, ...)
-            where = f": {exc.filename}" if exc.filename else ""
+            target = exc.filename2 or exc.filename  # a copy's destination, not its local source
+            where = f": {target}" if target else ""
             raise ArtifactWriteError(
                 f"run {run.info.run_id} FAILED: cannot write its files to {run.info.artifact_uri} "
                 f"({exc.strerror or exc}{where}); free disk space or fix the experiment's artifact location"

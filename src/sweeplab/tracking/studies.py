@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sweeplab.errors import StudyError, one_line
+from sweeplab.errors import StudyError, TrackingLost, one_line
 from sweeplab.tracking import tags
 from sweeplab.tracking.store import experiment_id
 
@@ -129,8 +129,9 @@ class Study:
             with self.handed_to_jobs():
                 yield self
         except BaseException as exc:
-            with contextlib.suppress(Exception):
-                self.finish(KILLED if isinstance(exc, KeyboardInterrupt) else FAILED, one_line(exc))
+            if not isinstance(exc, TrackingLost):  # a lost server: RUNNING there, the same command reopens it
+                with contextlib.suppress(Exception):
+                    self.finish(KILLED if isinstance(exc, KeyboardInterrupt) else FAILED, one_line(exc))
             raise
         self.finish(FINISHED)
 

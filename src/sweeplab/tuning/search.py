@@ -28,7 +28,7 @@ from sweeplab.train import EVAL_BATCH_SIZE
 from sweeplab.tuning.hypermodel import MlpHyperModel
 from sweeplab.tuning.space import SearchSpace, search_space
 from sweeplab.tuning.summary import SearchResult, early_stopping, summarize, trials_table
-from sweeplab.tuning.trials import build_tuner, role
+from sweeplab.tuning.trials import build_tuner, role, search_errors
 
 PARENT_WAIT_S = 300  # how long a distributed worker waits for the chief's parent run
 
@@ -87,7 +87,7 @@ def search(cfg: DictConfig) -> SearchResult | None:
         flush=True,
     )
     # The chief or single process owns the parent: it ends FINISHED, FAILED or KILLED with the search.
-    with study.owned() if who != "worker" else study.handed_to_jobs():
+    with study.owned() if who != "worker" else study.handed_to_jobs(), search_errors():
         tuner.search(
             data.x_train,
             data.y_train,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import keras_tuner
@@ -14,11 +16,11 @@ from sweeplab import compat, progress
 from sweeplab.backend import fresh_start
 from sweeplab.callbacks import MlflowEpochLogger, StopOnDivergence
 from sweeplab.epoch_progress import epoch_progress
-from sweeplab.errors import DivergedError
+from sweeplab.errors import DivergedError, SweeplabError, TrackingLost
 from sweeplab.pruning.callback import pruning_callbacks
 from sweeplab.seeds.aggregate import aggregate_metrics
 from sweeplab.signals import interrupted, raise_if_interrupted
-from sweeplab.tracking import tags
+from sweeplab.tracking import store, tags
 from sweeplab.tracking.runs import flat_params, run_name, run_tags, tracked_run
 from sweeplab.tuning.hypermodel import MlpHyperModel
 from sweeplab.tuning.oracles import BayesianOptimizationOracle, HyperbandOracle, RandomSearchOracle
@@ -55,6 +57,21 @@ class TrackedTrials:
         self._clock = progress.Clock()  # this process's part of the search, for the time left
 
     def run_trial(self, trial: Any, *args: Any, **kwargs: Any) -> Any:
+        """The trial, tracked; a lost tracking server stops the search (Keras Tuner would fail the trial and go
+        on), leaving the trial ongoing in the oracle's state so that the same command reruns it."""
+        try:
+            return self._tracked_trial(trial, *args, **kwargs)
+        except keras_tuner.errors.FailedTrialError:
+            raise
+        except Exception:
+            run_id = self._trial_runs.get(trial.trial_id)
+            where = f"trial {trial.trial_id}" + (f" (its run {run_id} stays RUNNING there)" if run_id else "")
+            lost = lost_server(f"during {where}", "finished trials are kept and this one runs again")
+            if lost is None:
+                raise
+            raise keras_tuner.errors.FatalError(str(lost)) from lost
+
+    def _tracked_trial(self, trial: Any, *args: Any, **kwargs: Any) -> Any:
         raise_if_interrupted()  # one that Python swallowed (it lands in a GC callback at times)
         hp = trial.hyperparameters
         cfg = self.hypermodel.config_of(hp)
@@ -131,8 +148,27 @@ class TrackedTrials:
     def on_trial_end(self, trial: Any) -> None:
         super().on_trial_end(trial)  # type: ignore[misc]
         run_id = self._trial_runs.pop(trial.trial_id, None)
-        if run_id is not None:
+        if run_id is None:
+            return
+        try:
             MlflowClient().set_tag(run_id, tags.TRIAL_STATUS, str(trial.status))
+        except Exception:
+            lost = lost_server(f"as trial {trial.trial_id} ended (its run {run_id} is kept)", "the search resumes")
+            if lost is None:
+                raise
+            raise lost from None
+
+
+def lost_server(when: str, then: str) -> TrackingLost | None:
+    """The search's lost-server error, naming the server, when it no longer answers (else None: the error at
+    hand is another); the search stops on it rather than failing trial after trial."""
+    uri = mlflow.get_tracking_uri()
+    if store.unreachable(uri) is None:
+        return None
+    return TrackingLost(
+        f"the MLflow tracking server at {store.shown(uri)} stopped answering {when}; rerun the same command once it "
+        f"is back: {then}"
+    )
 
 
 class TrackedTuner(TrackedTrials, keras_tuner.Tuner):
@@ -144,6 +180,18 @@ class TrackedHyperband(TrackedTrials, keras_tuner.Hyperband):
 
     def __init__(self, oracle: Any, hypermodel: Any, **kwargs: Any) -> None:
         keras_tuner.Tuner.__init__(self, oracle=oracle, hypermodel=hypermodel, **kwargs)
+
+
+@contextlib.contextmanager
+def search_errors() -> Iterator[None]:
+    """Around Tuner.search: our error that stopped a trial (a lost server) comes out as itself, not as the
+    FatalError that carried it through Keras Tuner."""
+    try:
+        yield
+    except keras_tuner.errors.FatalError as err:
+        if isinstance(err.__cause__, SweeplabError):
+            raise err.__cause__ from None
+        raise
 
 
 def role() -> str:
