@@ -45,9 +45,9 @@ def test_compare_cli_on_the_sweep_prints_table_writes_report_and_logs_it(small_s
     )
     assert result.returncode == 0, result.stderr
     text = result.stdout
-    assert f"{winner} wins on mean final val_accuracy ({means[winner]:.4f}" in text
-    assert f"vs {means[runner_up]:.4f} for runner-up {runner_up}" in text
-    assert "spread across seeds" in text
+    assert f"{winner} leads runner-up {runner_up} on val_accuracy at the last epoch" in text
+    assert f"mean {means[winner]:.4f} vs {means[runner_up]:.4f}" in text
+    assert "not distinguishable with 2 seeds" in text  # 2 seeds per group are never enough
     assert "Left out: 1 not finished (FAILED)" in text
     assert "rmsprop" not in text  # the run outside the sweep is not part of it
     for group, runs in groups.items():
@@ -55,18 +55,19 @@ def test_compare_cli_on_the_sweep_prints_table_writes_report_and_logs_it(small_s
         assert row.split()[1] == str(len(runs))
         assert max(runs, key=lambda r: r["val_accuracy"])["run_id"] in row
 
-    for png in ("curves.png", "test_accuracy.png"):
+    for png in ("groups.png", "improvement.png", "curves.png"):
         with Image.open(out / png) as img:
             img.verify()
             assert img.format == "PNG" and img.size[0] > 300
     page = (out / "report.html").read_text()
-    assert page.count("data:image/png;base64,") == 3  # self-contained: curves, test accuracy, the search
+    assert page.count("data:image/png;base64,") == 4  # self-contained: groups, P(A > B), curves, the search
     assert "<h2>The search</h2>" in page and (out / "search.png").is_file()
     assert all(f"<th>{group}</th>" in page for group in groups)
-    assert "wins on mean final val_accuracy" in page
+    assert "paired by seed over 2 seeds" in page
     assert f"| {winner} | 2 |" in (out / "report.md").read_text()
     logged = {a.path for a in MlflowClient(small_sweep["uri"]).list_artifacts(small_sweep["parent_id"], "comparison")}
     assert {"comparison/report.html", "comparison/report.md", "comparison/curves.png"} <= logged
+    assert {"comparison/groups.csv", "comparison/verdict.json", "comparison/improvement.png"} <= logged
 
 
 def test_compare_runs_matches_client_numbers(small_sweep: dict) -> None:
@@ -79,18 +80,18 @@ def test_compare_runs_matches_client_numbers(small_sweep: dict) -> None:
     for group, runs in groups.items():
         accuracies = [r["val_accuracy"] for r in runs]
         assert table.loc[group, "runs"] == len(runs)
-        assert table.loc[group, "val_accuracy_mean"] == pytest.approx(statistics.mean(accuracies))
-        assert table.loc[group, "val_accuracy_std"] == pytest.approx(statistics.stdev(accuracies))
+        assert table.loc[group, "mean"] == pytest.approx(statistics.mean(accuracies))
+        assert table.loc[group, "std"] == pytest.approx(statistics.stdev(accuracies))
+        assert table.loc[group, "ci_low"] <= table.loc[group, "mean"] <= table.loc[group, "ci_high"]
         assert table.loc[group, "test_accuracy_mean"] == pytest.approx(
             statistics.mean(r["test_accuracy"] for r in runs)
         )
         assert table.loc[group, "seconds_per_epoch"] > 0
     means = {g: statistics.mean(r["val_accuracy"] for r in runs) for g, runs in groups.items()}
-    stds = {g: statistics.stdev(r["val_accuracy"] for r in runs) for g, runs in groups.items()}
     winner = max(means, key=means.get)
-    assert comparison.winner == winner
-    assert comparison.margin == pytest.approx(abs(means["adam"] - means["sgd"]))
-    assert comparison.noise == pytest.approx(max(stds.values()))
+    assert comparison.winner == winner and not comparison.distinguishable
+    assert comparison.comparisons[0].difference == pytest.approx(abs(means["adam"] - means["sgd"]))
+    assert comparison.comparisons[0].paired  # both groups ran seeds 0 and 1
     assert comparison.left_out == {"not finished (FAILED)": 1}
     # 2 epochs on 1,000 images stay below 85%: curves have both epochs, the target is not reached.
     assert set(comparison.curves["epoch"]) == {1, 2}
@@ -103,12 +104,9 @@ def test_whole_experiment_counts_the_outside_run_and_leaves_out_the_parent(small
     assert list(comparison.table.index) == ["adam", "rmsprop", "sgd"]
     rmsprop = comparison.table.loc["rmsprop"]
     assert rmsprop["epochs_to_target_mean"] == 2  # 0.86 at the second epoch
-    assert rmsprop["val_accuracy_mean"] == pytest.approx(0.88)
-    assert comparison.winner == "rmsprop" and "single run per group" in comparison.verdict
-    assert comparison.left_out == {
-        "not finished (FAILED)": 1,
-        "without param optimizer.name (e.g. sweep parents)": 1,
-    }
+    assert rmsprop["mean"] == pytest.approx(0.88)
+    assert comparison.winner == "rmsprop" and "a single run has no spread to judge by" in comparison.verdict
+    assert comparison.left_out == {"not finished (FAILED)": 1, "study parents": 1}
 
 
 def frame(rows: list[tuple[str, float]], param: str = "lr") -> pd.DataFrame:
@@ -127,20 +125,24 @@ def frame(rows: list[tuple[str, float]], param: str = "lr") -> pd.DataFrame:
     )
 
 
-def test_numeric_groups_sort_as_numbers_and_a_close_lead_is_called_noise() -> None:
-    runs = frame([("0.1", 0.80), ("0.1", 0.84), ("0.01", 0.83), ("0.01", 0.85), ("0.001", 0.70), ("0.001", 0.71)])
+def test_numeric_groups_sort_as_numbers_and_a_close_lead_is_not_distinguishable() -> None:
+    runs = frame(
+        [("0.1", 0.80), ("0.1", 0.84), ("0.1", 0.82), ("0.01", 0.83), ("0.01", 0.85), ("0.01", 0.84)]
+        + [("0.001", 0.70), ("0.001", 0.71), ("0.001", 0.72)]
+    )
     comparison = compare_runs(runs, {}, "lr")
     assert list(comparison.table.index) == ["0.001", "0.01", "0.1"]
     assert comparison.winner == "0.01" and comparison.runner_up == "0.1"
-    assert comparison.margin == pytest.approx(0.02)
-    assert "within the spread across seeds" in comparison.verdict and "could be noise" in comparison.verdict
+    assert comparison.comparisons[0].difference == pytest.approx(0.02) and not comparison.comparisons[0].paired
+    assert "not distinguishable with 3 seeds; about" in comparison.verdict
+    assert comparison.comparisons[1].distinguishable  # 0.01 against 0.001, Holm-corrected
 
 
-def test_a_lead_larger_than_the_spread_is_called_real() -> None:
-    comparison = compare_runs(
-        frame([("a", 0.90), ("a", 0.91), ("b", 0.80), ("b", 0.81)], "activation"), {}, "activation"
-    )
-    assert comparison.winner == "a" and "a real lead" in comparison.verdict
+def test_a_lead_beyond_the_noise_is_distinguishable() -> None:
+    rows = [("a", 0.90), ("a", 0.91), ("a", 0.92), ("b", 0.80), ("b", 0.81), ("b", 0.82)]
+    comparison = compare_runs(frame(rows, "activation"), {}, "activation")
+    assert comparison.winner == "a" and comparison.distinguishable
+    assert "a beats runner-up b" in comparison.verdict
 
 
 def test_missing_experiment_is_one_clear_line(small_sweep: dict) -> None:
@@ -173,5 +175,5 @@ def test_empty_experiment_unknown_param_and_sweep_are_clear_errors(small_sweep: 
 def test_report_for_sweep_returns_the_text_the_sweep_prints(small_sweep: dict, tmp_path) -> None:
     text = report_for_sweep(small_sweep["parent_id"], "lr", out_dir=tmp_path, tracking_uri=small_sweep["uri"])
     assert text.startswith(f"Comparison by lr - experiment fashion_mnist, sweep {SWEEP_NAME}")
-    assert "0.001 wins on mean final val_accuracy" in text or "0.01 wins on mean final val_accuracy" in text
+    assert "0.001 leads runner-up 0.01" in text or "0.01 leads runner-up 0.001" in text
     assert (tmp_path / "report.html").is_file()

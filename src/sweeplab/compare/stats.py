@@ -1,0 +1,166 @@
+"""The statistics of a comparison, on plain arrays: interquartile mean, stratified percentile bootstrap,
+probability of improvement (paired by seed or over all pairs), Holm's correction, seeds needed, and the
+expected best of k trials. Pure numpy and scipy, free of pandas and MLflow, so each number can be checked
+by hand.
+
+Methods as in Agarwal et al. 2021 (rliable: IQM, stratified bootstrap, P(A > B)), Bouthillier et al. 2021
+(paired randomness), Holm 1979, and Tang et al. 2020 (unbiased expected maximum of k trials).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import special, stats
+
+ALPHA = 0.05  # two-sided; every interval is at 1 - ALPHA (Holm-adjusted between more than two groups)
+RESAMPLES = 10_000
+SEED = 0  # the bootstrap's seed: the same runs give the same report
+POWER = 0.8  # for "about M seeds would be needed"
+
+
+def iqm(values: np.ndarray) -> float:
+    """Interquartile mean: the mean of the middle 50% (scipy's trim_mean with 25% cut from each end)."""
+    return float(stats.trim_mean(values, 0.25)) if len(values) else math.nan
+
+
+def resample_counts(strata: np.ndarray, rng: np.random.Generator, resamples: int = RESAMPLES) -> np.ndarray:
+    """How often each value is drawn in each bootstrap resample, (resamples, n): values are drawn with
+    replacement within their stratum (e.g. a config's seeds), so each stratum keeps its size."""
+    counts = np.zeros((resamples, len(strata)), dtype=np.float64)
+    for stratum in np.unique(strata):
+        where = np.flatnonzero(strata == stratum)
+        k = len(where)
+        draws = rng.integers(0, k, size=(resamples, k)) + k * np.arange(resamples)[:, None]
+        counts[:, where] = np.bincount(draws.ravel(), minlength=resamples * k).reshape(resamples, k)
+    return counts
+
+
+def percentile_interval(samples: np.ndarray, level: float = 1 - ALPHA) -> tuple[float, float]:
+    """The central `level` interval of bootstrap samples (the percentile method); along axis 0 for a matrix."""
+    low, high = np.quantile(samples, [(1 - level) / 2, 1 - (1 - level) / 2], axis=0)
+    return low, high
+
+
+def bootstrap_p_value(differences: np.ndarray) -> float:
+    """Two-sided bootstrap p-value of "no difference": twice the smaller tail of resampled differences at
+    or beyond zero, (count + 1) / (resamples + 1) so that it is never 0; all-zero differences give 1."""
+    tail = min(int((differences <= 0).sum()), int((differences >= 0).sum()))
+    return min(1.0, 2 * (tail + 1) / (len(differences) + 1))
+
+
+def improvement_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """1 where a_i > b_j, 1/2 where they tie, 0 otherwise: P(A > B) is its mean over the pairs compared."""
+    return (a[:, None] > b[None, :]) + 0.5 * (a[:, None] == b[None, :])
+
+
+def pair_by_seed(
+    a: np.ndarray, seeds_a: np.ndarray, b: np.ndarray, seeds_b: np.ndarray
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """a and b aligned seed by seed when both groups ran the same set of seeds once each (at least 2);
+    None otherwise (different seeds, several configs per group, a run without a seed): compare unpaired."""
+    if len(a) < 2 or len(a) != len(b) or any(s is None or s == "" for s in (*seeds_a, *seeds_b)):
+        return None
+    if len(set(seeds_a)) != len(a) or set(seeds_a) != set(seeds_b):
+        return None
+    order_b = {seed: i for i, seed in enumerate(seeds_b)}
+    return a, b[[order_b[seed] for seed in seeds_a]]
+
+
+def probability_of_improvement(a: np.ndarray, b: np.ndarray, paired: bool) -> float:
+    """P(A > B), ties counted 1/2: over matched seeds when paired, else over all pairs (Mann-Whitney)."""
+    if paired:
+        return float(np.mean((a > b) + 0.5 * (a == b)))
+    return float(improvement_matrix(a, b).mean())
+
+
+@dataclass
+class PairTest:
+    """A against B: the observed difference of means and P(A > B), and their bootstrap resamples."""
+
+    paired: bool
+    difference: float
+    p_improvement: float
+    difference_samples: np.ndarray
+    p_samples: np.ndarray
+
+    @property
+    def p_value(self) -> float:
+        return bootstrap_p_value(self.difference_samples)
+
+
+def pair_test(
+    a: np.ndarray,
+    b: np.ndarray,
+    counts_a: np.ndarray,
+    counts_b: np.ndarray,
+    paired: tuple[np.ndarray, np.ndarray] | None,
+    rng: np.random.Generator,
+) -> PairTest:
+    """Bootstrap A against B: with `paired` (pair_by_seed's answer), seeds are resampled together; otherwise
+    each group is resampled on its own, with its own resample counts (resample_counts, stratified)."""
+    if paired is not None:
+        pa, pb = paired
+        counts = resample_counts(np.zeros(len(pa)), rng, len(counts_a))
+        wins = (pa > pb) + 0.5 * (pa == pb)
+        return PairTest(
+            True,
+            float(np.mean(pa - pb)),
+            probability_of_improvement(pa, pb, True),
+            counts @ (pa - pb) / len(pa),
+            counts @ wins / len(pa),
+        )
+    matrix = improvement_matrix(a, b)
+    return PairTest(
+        False,
+        float(a.mean() - b.mean()),
+        float(matrix.mean()),
+        counts_a @ a / len(a) - counts_b @ b / len(b),
+        ((counts_a @ matrix) * counts_b).sum(axis=1) / (len(a) * len(b)),
+    )
+
+
+def holm(p_values: list[float], alpha: float = ALPHA) -> tuple[list[float], list[float]]:
+    """Holm's step-down correction: the adjusted p-values, and the confidence level of each comparison's
+    intervals (1 - alpha / (m - rank), rank 0 for the smallest p-value)."""
+    m = len(p_values)
+    order = np.argsort(p_values, kind="stable")
+    adjusted, levels = [1.0] * m, [1 - alpha] * m
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p_values[i]))
+        adjusted[i] = running
+        levels[i] = 1 - alpha / (m - rank)
+    return adjusted, levels
+
+
+def seeds_needed(a: np.ndarray, b: np.ndarray, paired: bool, alpha: float = ALPHA, power: float = POWER) -> int | None:
+    """Seeds per group for a two-sided test at `alpha` to detect the observed difference with `power`, from
+    the observed spread (normal approximation); None when it cannot be estimated (no difference, one run)."""
+    differences = a - b if paired else None
+    delta = float(np.mean(differences)) if paired else float(a.mean() - b.mean())
+    if delta == 0 or min(len(a), len(b)) < 2:
+        return None
+    variance = float(np.var(differences, ddof=1)) if paired else float(np.var(a, ddof=1) + np.var(b, ddof=1))
+    z = stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(power)
+    return max(2, math.ceil(z**2 * variance / delta**2))
+
+
+def expected_max(values: np.ndarray) -> np.ndarray:
+    """E[best of k trials] for k = 1..n, estimated without bias from n trials (Tang et al. 2020): with the
+    values sorted, v_(1) <= ... <= v_(n), E_k = sum_i v_(i) C(i-1, k-1) / C(n, k), the mean of the best of
+    every k-subset of the trials."""
+    v = np.sort(np.asarray(values, dtype=float))
+    n = len(v)
+    if n == 0:
+        return v
+    k = np.arange(1, n + 1)[:, None]
+    i = np.arange(1, n + 1)[None, :]
+    with np.errstate(invalid="ignore"):
+        log_weight = (special.gammaln(i) - special.gammaln(k) - special.gammaln(np.maximum(i - k + 1, 1))) - (
+            special.gammaln(n + 1) - special.gammaln(k + 1) - special.gammaln(n - k + 1)
+        )
+    weights = np.where(i >= k, np.exp(log_weight), 0.0)
+    return weights @ v
