@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import statistics
 
 import pandas as pd
@@ -177,3 +178,40 @@ def test_report_for_sweep_returns_the_text_the_sweep_prints(small_sweep: dict, t
     assert text.startswith(f"Comparison by lr - experiment fashion_mnist, sweep {SWEEP_NAME}")
     assert "0.001 leads runner-up 0.01" in text or "0.01 leads runner-up 0.001" in text
     assert (tmp_path / "report.html").is_file()
+
+
+def test_a_study_of_seed_runs_counts_its_grandchildren_not_the_aggregates(tmp_path, capsys) -> None:
+    """The layout of seeds=N: study parent -> one aggregate run per config (tag sweeplab.seeds) -> its seed runs."""
+    from sweeplab.tracking import tags
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    exp = client.create_experiment("fashion_mnist", artifact_location=str(tmp_path / "artifacts"))
+    parent = client.create_run(exp, run_name="study", tags={tags.ROLE: "study", tags.STUDY_KIND: "sweeper"})
+    for optimizer, base in (("adam", 0.86), ("sgd", 0.82)):
+        job = {tags.PARENT: parent.info.run_id, tags.ROLE: "job", tags.SEEDS: "3", tags.CONFIG_GROUP: optimizer}
+        aggregate = client.create_run(exp, tags=job)
+        client.log_param(aggregate.info.run_id, "optimizer.name", optimizer)
+        client.log_metric(aggregate.info.run_id, "val_accuracy", base)
+        for seed in range(3):
+            seed_tags = {tags.PARENT: aggregate.info.run_id, tags.ROLE: tags.ROLE_SEED, tags.CONFIG_GROUP: optimizer}
+            run = client.create_run(exp, tags=seed_tags)
+            client.log_param(run.info.run_id, "optimizer.name", optimizer)
+            client.log_param(run.info.run_id, "seed", str(seed))
+            for step, value in enumerate((base - 0.05, base + 0.001 * seed)):
+                client.log_metric(run.info.run_id, "val_accuracy", value, step=step)
+            client.set_terminated(run.info.run_id, "FINISHED")
+        client.set_terminated(aggregate.info.run_id, "FINISHED")
+    client.set_terminated(parent.info.run_id, "FINISHED")
+
+    out = tmp_path / "report"
+    compare_cli.main(["--sweep", parent.info.run_id, "--tracking-uri", uri, "--out", str(out)])
+    text = capsys.readouterr().out
+    assert "Left out: 2 aggregates of seed runs (their seeds are counted)." in text
+    groups = pd.read_csv(out / "groups.csv").set_index("group")
+    assert list(groups["runs"]) == [3, 3] and groups.loc["adam", "mean"] == pytest.approx(0.861)
+    verdict = json.loads((out / "verdict.json").read_text())
+    assert verdict["winner"] == "adam" and verdict["paired"] and verdict["seeds"] == 3 and verdict["distinguishable"]
+    assert (out / "expected_best.png").is_file()  # a sweeper's study: its trials were sampled
+    logged = {a.path for a in client.list_artifacts(parent.info.run_id, "comparison")}
+    assert {"comparison/verdict.json", "comparison/expected_best.png"} <= logged

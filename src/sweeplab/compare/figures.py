@@ -88,7 +88,8 @@ def plot_curves(comparison: Comparison, path: Path) -> Path:
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(True)
-        ax.legend(title=comparison.by, fontsize=8)
+        if ax.lines:
+            ax.legend(title=comparison.by, fontsize=8)
     return _save(fig, path)
 
 

@@ -95,18 +95,18 @@ def describe_pair(r: PairResult, corrected: bool = False) -> str:
     )
 
 
-def seeds_clause(r: PairResult) -> str:
+def seeds_clause(r: PairResult, unit: str = "seed") -> str:
+    """How many seeds the verdict rests on and, when not enough, about how many would do; `unit` is "run"
+    when a group holds several configs (its runs are not just seeds)."""
+    count = _plural(r.seeds, unit)
     if r.distinguishable:
-        return f"distinguishable with {_plural(r.seeds)}"
+        return f"distinguishable with {count}"
     if r.seeds < 2:
-        return f"not distinguishable with {_plural(r.seeds)}: a single run has no spread to judge by; sweep more seeds"
+        return f"not distinguishable with {count}: a single run has no spread to judge by; sweep more seeds"
     if r.seeds_needed is None:
-        return (
-            f"not distinguishable with {_plural(r.seeds)}; the seeds needed cannot be estimated: "
-            "the observed difference is 0"
-        )
+        return f"not distinguishable with {count}; the {unit}s needed cannot be estimated: the observed difference is 0"
     needed = max(r.seeds_needed, MIN_SEEDS, r.seeds + 1)
-    return f"not distinguishable with {_plural(r.seeds)}; about {needed} seeds would be needed"
+    return f"not distinguishable with {count}; about {needed} {unit}s would be needed"
 
 
 def judge(per_run: pd.DataFrame, table: pd.DataFrame, resampled: dict[str, Resampled], describe: str) -> Found:
@@ -118,12 +118,13 @@ def judge(per_run: pd.DataFrame, table: pd.DataFrame, resampled: dict[str, Resam
     if len(ranked) == 1:
         return Found(winner, None, [], False, None, f"Only one group ({winner}): nothing to compare it with.")
     results = compare_pairs(winner, ranked[1:], resampled)
+    unit = "run" if table["configs"].max() > 1 else "seed"
     first = results[0]
     m_a, m_b = table.loc[winner, "mean"], table.loc[first.b, "mean"]
     verb = "beats" if first.distinguishable else "ties with" if m_a == m_b else "leads"
     headline = (
         f"{winner} {verb} runner-up {first.b} on {describe}: mean {m_a:.4f} vs {m_b:.4f}, "
-        f"P({winner} > {first.b}) = {first.p_improvement:.2f}; {seeds_clause(first)}."
+        f"P({winner} > {first.b}) = {first.p_improvement:.2f}; {seeds_clause(first, unit)}."
     )
     lines = [headline, *(describe_pair(r, len(results) > 1) for r in results)]
     if len(results) > 1:
