@@ -80,6 +80,12 @@ def test_pairing_by_seed_sees_a_small_steady_lead_that_unpaired_runs_hide() -> N
     assert result.seeds_needed > 5 and f"about {result.seeds_needed} seeds would be needed" in unpaired.verdict
 
 
+@pytest.mark.parametrize("n", [1, 2, 4, 5, 7, 8, 10])
+def test_iqm_is_scipys_trim_mean_of_a_quarter(n: int) -> None:
+    values = np.random.default_rng(n).random(n)
+    assert stats.iqm(values) == pytest.approx(scipy_stats.trim_mean(values, 0.25))
+
+
 def test_holm_adjusts_p_values_and_levels() -> None:
     adjusted, levels = stats.holm([0.01, 0.04, 0.03])
     assert adjusted == pytest.approx([0.03, 0.06, 0.06])

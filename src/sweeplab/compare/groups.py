@@ -75,7 +75,7 @@ def group_table(per_run: pd.DataFrame, resampled: dict[str, Resampled]) -> pd.Da
     low, high = {}, {}
     for group, r in resampled.items():
         if len(r.values):
-            low[group], high[group] = stats.percentile_interval(r.counts @ r.values / len(r.values))
+            low[group], high[group] = stats.percentile_interval(r.counts @ r.values.astype(np.float32) / len(r.values))
     table["ci_low"], table["ci_high"] = pd.Series(low, dtype=float), pd.Series(high, dtype=float)
     best = per_run.dropna(subset=["value"])
     table["best_run_id"] = best.loc[best.groupby("group")["value"].idxmax(), ["group", "run_id"]].set_index("group")[
@@ -109,8 +109,8 @@ def curve_table(
             has = ~np.isnan(matrix).all(axis=1)
             if not has.any():
                 continue
-            present = ~np.isnan(matrix[has])
-            values = np.nan_to_num(matrix[has])
+            present = (~np.isnan(matrix[has])).astype(np.float32)
+            values = np.nan_to_num(matrix[has]).astype(np.float32)
             counts = r.counts[:CURVE_RESAMPLES] if has.all() else r.counts[:CURVE_RESAMPLES, has]
             with np.errstate(invalid="ignore", divide="ignore"):
                 means = (counts @ values) / (counts @ present)
