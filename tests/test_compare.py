@@ -128,19 +128,20 @@ def frame(rows: list[tuple[str, float]], param: str = "lr") -> pd.DataFrame:
 
 def test_numeric_groups_sort_as_numbers_and_a_close_lead_is_not_distinguishable() -> None:
     runs = frame(
-        [("0.1", 0.80), ("0.1", 0.84), ("0.1", 0.82), ("0.01", 0.83), ("0.01", 0.85), ("0.01", 0.84)]
-        + [("0.001", 0.70), ("0.001", 0.71), ("0.001", 0.72)]
+        [("0.1", 0.80), ("0.1", 0.84), ("0.1", 0.82), ("0.1", 0.81), ("0.1", 0.83)]
+        + [("0.01", 0.83), ("0.01", 0.85), ("0.01", 0.84), ("0.01", 0.86), ("0.01", 0.82)]
+        + [("0.001", 0.70), ("0.001", 0.71), ("0.001", 0.72), ("0.001", 0.69), ("0.001", 0.73)]
     )
     comparison = compare_runs(runs, {}, "lr")
     assert list(comparison.table.index) == ["0.001", "0.01", "0.1"]
     assert comparison.winner == "0.01" and comparison.runner_up == "0.1"
     assert comparison.comparisons[0].difference == pytest.approx(0.02) and not comparison.comparisons[0].paired
-    assert "not distinguishable with 3 seeds; about" in comparison.verdict
+    assert "not distinguishable with 5 seeds; about" in comparison.verdict
     assert comparison.comparisons[1].distinguishable  # 0.01 against 0.001, Holm-corrected
 
 
 def test_a_lead_beyond_the_noise_is_distinguishable() -> None:
-    rows = [("a", 0.90), ("a", 0.91), ("a", 0.92), ("b", 0.80), ("b", 0.81), ("b", 0.82)]
+    rows = [("a", 0.90 + i / 100) for i in range(5)] + [("b", 0.80 + i / 100) for i in range(5)]
     comparison = compare_runs(frame(rows, "activation"), {}, "activation")
     assert comparison.winner == "a" and comparison.distinguishable
     assert "a beats runner-up b" in comparison.verdict
@@ -189,11 +190,11 @@ def test_a_study_of_seed_runs_counts_its_grandchildren_not_the_aggregates(tmp_pa
     exp = client.create_experiment("fashion_mnist", artifact_location=str(tmp_path / "artifacts"))
     parent = client.create_run(exp, run_name="study", tags={tags.ROLE: "study", tags.STUDY_KIND: "sweeper"})
     for optimizer, base in (("adam", 0.86), ("sgd", 0.82)):
-        job = {tags.PARENT: parent.info.run_id, tags.ROLE: "job", tags.SEEDS: "3", tags.CONFIG_GROUP: optimizer}
+        job = {tags.PARENT: parent.info.run_id, tags.ROLE: "job", tags.SEEDS: "5", tags.CONFIG_GROUP: optimizer}
         aggregate = client.create_run(exp, tags=job)
         client.log_param(aggregate.info.run_id, "optimizer.name", optimizer)
         client.log_metric(aggregate.info.run_id, "val_accuracy", base)
-        for seed in range(3):
+        for seed in range(5):
             seed_tags = {tags.PARENT: aggregate.info.run_id, tags.ROLE: tags.ROLE_SEED, tags.CONFIG_GROUP: optimizer}
             run = client.create_run(exp, tags=seed_tags)
             client.log_param(run.info.run_id, "optimizer.name", optimizer)
@@ -209,9 +210,9 @@ def test_a_study_of_seed_runs_counts_its_grandchildren_not_the_aggregates(tmp_pa
     text = capsys.readouterr().out
     assert "Left out: 2 aggregates of seed runs (their seeds are counted)." in text
     groups = pd.read_csv(out / "groups.csv").set_index("group")
-    assert list(groups["runs"]) == [3, 3] and groups.loc["adam", "mean"] == pytest.approx(0.861)
+    assert list(groups["runs"]) == [5, 5] and groups.loc["adam", "mean"] == pytest.approx(0.862)
     verdict = json.loads((out / "verdict.json").read_text())
-    assert verdict["winner"] == "adam" and verdict["paired"] and verdict["seeds"] == 3 and verdict["distinguishable"]
+    assert verdict["winner"] == "adam" and verdict["paired"] and verdict["seeds"] == 5 and verdict["distinguishable"]
     assert (out / "expected_best.png").is_file()  # a sweeper's study: its trials were sampled
     logged = {a.path for a in client.list_artifacts(parent.info.run_id, "comparison")}
     assert {"comparison/verdict.json", "comparison/expected_best.png"} <= logged

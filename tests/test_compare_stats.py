@@ -208,3 +208,32 @@ def test_the_report_writes_groups_csv_verdict_json_and_every_figure(tmp_path) ->
     assert list(best["trials"]) == [1, 2, 3]
     assert best["expected_best"].iloc[-1] == pytest.approx(np.mean(NOISY) + 0.1)
     assert best["expected_best"].iloc[0] == pytest.approx(np.mean(NOISY) + 0.05)
+
+
+def test_intervals_are_expanded_for_few_seeds() -> None:
+    assert stats.expanded_level(0.95, 1) == 0.95 and stats.expanded_level(0.95, 5) == pytest.approx(0.99809, abs=1e-5)
+    assert 0.95 < stats.expanded_level(0.95, 100) < 0.955
+    samples = np.random.default_rng(0).normal(size=10_000)
+    plain, expanded = stats.percentile_interval(samples), stats.percentile_interval(samples, n=5)
+    assert expanded[0] < plain[0] < 0 < plain[1] < expanded[1]
+
+
+@pytest.mark.parametrize(("seeds", "paired", "most"), [(5, True, 0.10), (10, True, 0.08), (5, False, 0.08)])
+def test_equal_groups_are_rarely_called_distinguishable(seeds: int, paired: bool, most: float) -> None:
+    """200 null comparisons (both groups from one normal): distinguishable about as often as alpha says."""
+    rng = np.random.default_rng(123)
+    names = np.array([str(s) for s in range(seeds)])
+    found = 0
+    for _ in range(200):
+        a, b = rng.normal(0.83, 0.01, seeds), rng.normal(0.83, 0.01, seeds)
+        frame = runs_frame(
+            {"a": list(a), "b": list(b)}, None if paired else {"a": names, "b": [f"x{s}" for s in names]}
+        )
+        found += compare_runs(frame, {}, "opt").distinguishable
+    assert found / 200 <= most
+
+
+def test_fewer_than_five_seeds_are_never_distinguishable() -> None:
+    comparison = compare_runs(runs_frame({"adam": [0.9, 0.91, 0.92], "sgd": [0.8, 0.81, 0.82]}), {}, "opt")
+    assert comparison.comparisons[0].diff_ci_low > 0 and not comparison.distinguishable
+    assert "not distinguishable with 3 seeds (fewer than 5 per group never are); about 5 seeds" in comparison.verdict

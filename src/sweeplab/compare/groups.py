@@ -75,7 +75,8 @@ def group_table(per_run: pd.DataFrame, resampled: dict[str, Resampled]) -> pd.Da
     low, high = {}, {}
     for group, r in resampled.items():
         if len(r.values):
-            low[group], high[group] = stats.percentile_interval(r.counts @ r.values.astype(np.float32) / len(r.values))
+            means = r.counts @ r.values.astype(np.float32) / len(r.values)
+            low[group], high[group] = stats.percentile_interval(means, n=len(r.values))
     table["ci_low"], table["ci_high"] = pd.Series(low, dtype=float), pd.Series(high, dtype=float)
     best = per_run.dropna(subset=["value"])
     table["best_run_id"] = best.loc[best.groupby("group")["value"].idxmax(), ["group", "run_id"]].set_index("group")[
@@ -115,7 +116,7 @@ def curve_table(
             with np.errstate(invalid="ignore", divide="ignore"):
                 means = (counts @ values) / (counts @ present)
                 mean = values.sum(axis=0) / present.sum(axis=0)
-            low, high = stats.percentile_interval(np.where(np.isnan(means), mean, means))
+            low, high = stats.percentile_interval(np.where(np.isnan(means), mean, means), n=int(has.sum()))
             parts.append(
                 pd.DataFrame(
                     {

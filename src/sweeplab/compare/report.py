@@ -19,6 +19,7 @@ from sweeplab import tables
 from sweeplab.compare import figures
 from sweeplab.compare.analysis import TARGET_ACCURACY, Comparison
 from sweeplab.compare.stats import ALPHA
+from sweeplab.compare.verdict import MIN_SEEDS
 
 GROUP_COLUMNS = ["runs", "mean", "std", "iqm", "ci_low", "ci_high"]  # groups.csv, after `group`
 
@@ -62,8 +63,9 @@ def display_table(comparison: Comparison) -> pd.DataFrame:
 def method_note(comparison: Comparison) -> str:
     return (
         f"Compared: {comparison.metric} at the {comparison.at} epoch of each run (--at {comparison.at}). "
-        f"Intervals: {1 - ALPHA:.0%} stratified percentile bootstrap of the mean ({comparison.resamples:,} "
-        f"resamples, seed {comparison.seed}); P(A > B) counts ties as 1/2."
+        f"Intervals: {1 - ALPHA:.0%} stratified percentile bootstrap of the mean, expanded for few runs "
+        f"({comparison.resamples:,} resamples, seed {comparison.seed}); P(A > B) counts ties as 1/2; fewer "
+        f"than {MIN_SEEDS} runs per group are never called distinguishable."
     )
 
 

@@ -11,7 +11,9 @@ import pandas as pd
 from sweeplab.compare import stats
 from sweeplab.compare.groups import Resampled
 
-MIN_SEEDS = 3  # fewer runs per group are never "distinguishable": a 2-run interval is the range of 2 values
+# Fewer runs per group are never "distinguishable": with n seeds, paired differences all fall on one side by
+# chance in 1 null comparison of 2**(n-1) (1 in 4 with 3 seeds), and then every percentile interval excludes 0.
+MIN_SEEDS = 5
 
 
 @dataclass
@@ -69,8 +71,9 @@ def compare_pairs(winner: str, others: list[str], resampled: dict[str, Resampled
     results = []
     for other, test, pair, p_holm, level in zip(others, tests, pairs, adjusted, levels, strict=True):
         b = resampled[other]
-        d_low, d_high = stats.percentile_interval(test.difference_samples, level)
-        p_low, p_high = stats.percentile_interval(test.p_samples, level)
+        n = min(len(a.values), len(b.values))  # the seeds paired, or the smaller group
+        d_low, d_high = stats.percentile_interval(test.difference_samples, level, n)
+        p_low, p_high = stats.percentile_interval(test.p_samples, level, n)
         enough = min(len(a.values), len(b.values)) >= MIN_SEEDS
         separated = bool(d_low > 0 or d_high < 0) and p_holm < stats.ALPHA and enough
         va, vb = pair if pair is not None else (a.values, b.values)
@@ -106,7 +109,8 @@ def seeds_clause(r: PairResult, unit: str = "seed") -> str:
     if r.seeds_needed is None:
         return f"not distinguishable with {count}; the {unit}s needed cannot be estimated: the observed difference is 0"
     needed = max(r.seeds_needed, MIN_SEEDS, r.seeds + 1)
-    return f"not distinguishable with {count}; about {needed} {unit}s would be needed"
+    few = f" (fewer than {MIN_SEEDS} per group never are)" if r.seeds < MIN_SEEDS else ""
+    return f"not distinguishable with {count}{few}; about {needed} {unit}s would be needed"
 
 
 def judge(per_run: pd.DataFrame, table: pd.DataFrame, resampled: dict[str, Resampled], describe: str) -> Found:
