@@ -86,14 +86,20 @@ def group_table(per_run: pd.DataFrame, resampled: dict[str, Resampled]) -> pd.Da
     return table
 
 
-def _run_matrix(histories: list[pd.DataFrame | None], metric: str) -> np.ndarray:
-    """One row per run of `metric` by epoch (the history's step), NaN where a run has no value."""
-    columns = [h[metric] for h in histories if h is not None and metric in h and len(h)]
-    epochs = max((int(c.index.max()) + 1 for c in columns), default=0)
-    matrix = np.full((len(histories), epochs), np.nan)
-    for row, history in enumerate(histories):
-        if history is not None and metric in history and len(history):
-            matrix[row, history.index.to_numpy(dtype=int)] = history[metric].to_numpy(dtype=float)
+CURVE_METRICS = ("val_accuracy", "val_loss")
+
+
+def run_matrices(per_run: pd.DataFrame, histories: dict[str, pd.DataFrame]) -> np.ndarray:
+    """Every counted run's CURVE_METRICS by epoch in one pass, (metrics, runs, epochs) in per_run's row
+    order; NaN where a run has no value (no history, or it stopped early)."""
+    found = [histories.get(run_id) for run_id in per_run["run_id"]]
+    found = [h if h is not None and len(h) else None for h in found]
+    epochs = max((int(h.index.max()) + 1 for h in found if h is not None), default=0)
+    matrix = np.full((len(CURVE_METRICS), len(found), epochs), np.nan)
+    for row, history in enumerate(found):
+        if history is not None:
+            values = history.reindex(columns=list(CURVE_METRICS)).to_numpy(dtype=float).T
+            matrix[:, row, history.index.to_numpy(dtype=int)] = values
     return matrix
 
 
@@ -103,10 +109,12 @@ def curve_table(
     """Mean val_accuracy and val_loss of each group at each epoch with the 95% bootstrap band of that mean,
     from the group's first CURVE_RESAMPLES resamples (a run that stopped early counts at the epochs it reached)."""
     parts = []
+    every = run_matrices(per_run, histories)
+    positions = pd.Series(np.arange(len(per_run)), index=per_run.index)
     for group, r in resampled.items():
-        run_ids = per_run.loc[r.rows, "run_id"]
-        for metric in ("val_accuracy", "val_loss"):
-            matrix = _run_matrix([histories.get(i) for i in run_ids], metric)  # runs x epochs, NaN: not reached
+        rows = positions[r.rows].to_numpy()
+        for metric, all_runs in zip(CURVE_METRICS, every, strict=True):
+            matrix = all_runs[rows]  # the group's runs x epochs
             has = ~np.isnan(matrix).all(axis=1)
             if not has.any():
                 continue
@@ -117,18 +125,17 @@ def curve_table(
                 means = (counts @ values) / (counts @ present)
                 mean = values.sum(axis=0) / present.sum(axis=0)
             low, high = stats.percentile_interval(np.where(np.isnan(means), mean, means), n=int(has.sum()))
-            parts.append(
-                pd.DataFrame(
-                    {
-                        "group": group,
-                        "metric": metric,
-                        "epoch": np.arange(1, matrix.shape[1] + 1),
-                        "mean": mean,
-                        "ci_low": low,
-                        "ci_high": high,
-                        "runs": present.sum(axis=0).astype(int),
-                    }
-                )
+            curve = pd.DataFrame(
+                {
+                    "group": group,
+                    "metric": metric,
+                    "epoch": np.arange(1, matrix.shape[1] + 1),
+                    "mean": mean,
+                    "ci_low": low,
+                    "ci_high": high,
+                    "runs": present.sum(axis=0).astype(int),
+                }
             )
+            parts.append(curve[curve["runs"] > 0])  # epochs only longer runs of other groups reached: none
     columns = ["group", "metric", "epoch", "mean", "ci_low", "ci_high", "runs"]
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
