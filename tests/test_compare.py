@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import statistics
 
 import pandas as pd
@@ -45,9 +46,9 @@ def test_compare_cli_on_the_sweep_prints_table_writes_report_and_logs_it(small_s
     )
     assert result.returncode == 0, result.stderr
     text = result.stdout
-    assert f"{winner} wins on mean final val_accuracy ({means[winner]:.4f}" in text
-    assert f"vs {means[runner_up]:.4f} for runner-up {runner_up}" in text
-    assert "spread across seeds" in text
+    assert f"{winner} leads runner-up {runner_up} on val_accuracy at the last epoch" in text
+    assert f"mean {means[winner]:.4f} vs {means[runner_up]:.4f}" in text
+    assert "not distinguishable with 2 seeds" in text  # 2 seeds per group are never enough
     assert "Left out: 1 not finished (FAILED)" in text
     assert "rmsprop" not in text  # the run outside the sweep is not part of it
     for group, runs in groups.items():
@@ -55,18 +56,19 @@ def test_compare_cli_on_the_sweep_prints_table_writes_report_and_logs_it(small_s
         assert row.split()[1] == str(len(runs))
         assert max(runs, key=lambda r: r["val_accuracy"])["run_id"] in row
 
-    for png in ("curves.png", "test_accuracy.png"):
+    for png in ("groups.png", "improvement.png", "curves.png"):
         with Image.open(out / png) as img:
             img.verify()
             assert img.format == "PNG" and img.size[0] > 300
     page = (out / "report.html").read_text()
-    assert page.count("data:image/png;base64,") == 3  # self-contained: curves, test accuracy, the search
+    assert page.count("data:image/png;base64,") == 4  # self-contained: groups, P(A > B), curves, the search
     assert "<h2>The search</h2>" in page and (out / "search.png").is_file()
     assert all(f"<th>{group}</th>" in page for group in groups)
-    assert "wins on mean final val_accuracy" in page
+    assert "paired by seed over 2 seeds" in page
     assert f"| {winner} | 2 |" in (out / "report.md").read_text()
     logged = {a.path for a in MlflowClient(small_sweep["uri"]).list_artifacts(small_sweep["parent_id"], "comparison")}
     assert {"comparison/report.html", "comparison/report.md", "comparison/curves.png"} <= logged
+    assert {"comparison/groups.csv", "comparison/verdict.json", "comparison/improvement.png"} <= logged
 
 
 def test_compare_runs_matches_client_numbers(small_sweep: dict) -> None:
@@ -79,18 +81,18 @@ def test_compare_runs_matches_client_numbers(small_sweep: dict) -> None:
     for group, runs in groups.items():
         accuracies = [r["val_accuracy"] for r in runs]
         assert table.loc[group, "runs"] == len(runs)
-        assert table.loc[group, "val_accuracy_mean"] == pytest.approx(statistics.mean(accuracies))
-        assert table.loc[group, "val_accuracy_std"] == pytest.approx(statistics.stdev(accuracies))
+        assert table.loc[group, "mean"] == pytest.approx(statistics.mean(accuracies))
+        assert table.loc[group, "std"] == pytest.approx(statistics.stdev(accuracies))
+        assert table.loc[group, "ci_low"] <= table.loc[group, "mean"] <= table.loc[group, "ci_high"]
         assert table.loc[group, "test_accuracy_mean"] == pytest.approx(
             statistics.mean(r["test_accuracy"] for r in runs)
         )
         assert table.loc[group, "seconds_per_epoch"] > 0
     means = {g: statistics.mean(r["val_accuracy"] for r in runs) for g, runs in groups.items()}
-    stds = {g: statistics.stdev(r["val_accuracy"] for r in runs) for g, runs in groups.items()}
     winner = max(means, key=means.get)
-    assert comparison.winner == winner
-    assert comparison.margin == pytest.approx(abs(means["adam"] - means["sgd"]))
-    assert comparison.noise == pytest.approx(max(stds.values()))
+    assert comparison.winner == winner and not comparison.distinguishable
+    assert comparison.comparisons[0].difference == pytest.approx(abs(means["adam"] - means["sgd"]))
+    assert comparison.comparisons[0].paired  # both groups ran seeds 0 and 1
     assert comparison.left_out == {"not finished (FAILED)": 1}
     # 2 epochs on 1,000 images stay below 85%: curves have both epochs, the target is not reached.
     assert set(comparison.curves["epoch"]) == {1, 2}
@@ -103,12 +105,9 @@ def test_whole_experiment_counts_the_outside_run_and_leaves_out_the_parent(small
     assert list(comparison.table.index) == ["adam", "rmsprop", "sgd"]
     rmsprop = comparison.table.loc["rmsprop"]
     assert rmsprop["epochs_to_target_mean"] == 2  # 0.86 at the second epoch
-    assert rmsprop["val_accuracy_mean"] == pytest.approx(0.88)
-    assert comparison.winner == "rmsprop" and "single run per group" in comparison.verdict
-    assert comparison.left_out == {
-        "not finished (FAILED)": 1,
-        "without param optimizer.name (e.g. sweep parents)": 1,
-    }
+    assert rmsprop["mean"] == pytest.approx(0.88)
+    assert comparison.winner == "rmsprop" and "a single run has no spread to judge by" in comparison.verdict
+    assert comparison.left_out == {"not finished (FAILED)": 1, "study parents": 1}
 
 
 def frame(rows: list[tuple[str, float]], param: str = "lr") -> pd.DataFrame:
@@ -127,20 +126,25 @@ def frame(rows: list[tuple[str, float]], param: str = "lr") -> pd.DataFrame:
     )
 
 
-def test_numeric_groups_sort_as_numbers_and_a_close_lead_is_called_noise() -> None:
-    runs = frame([("0.1", 0.80), ("0.1", 0.84), ("0.01", 0.83), ("0.01", 0.85), ("0.001", 0.70), ("0.001", 0.71)])
+def test_numeric_groups_sort_as_numbers_and_a_close_lead_is_not_distinguishable() -> None:
+    runs = frame(
+        [("0.1", 0.80), ("0.1", 0.84), ("0.1", 0.82), ("0.1", 0.81), ("0.1", 0.83)]
+        + [("0.01", 0.83), ("0.01", 0.85), ("0.01", 0.84), ("0.01", 0.86), ("0.01", 0.82)]
+        + [("0.001", 0.70), ("0.001", 0.71), ("0.001", 0.72), ("0.001", 0.69), ("0.001", 0.73)]
+    )
     comparison = compare_runs(runs, {}, "lr")
     assert list(comparison.table.index) == ["0.001", "0.01", "0.1"]
     assert comparison.winner == "0.01" and comparison.runner_up == "0.1"
-    assert comparison.margin == pytest.approx(0.02)
-    assert "within the spread across seeds" in comparison.verdict and "could be noise" in comparison.verdict
+    assert comparison.comparisons[0].difference == pytest.approx(0.02) and not comparison.comparisons[0].paired
+    assert "not distinguishable with 5 seeds; about" in comparison.verdict
+    assert comparison.comparisons[1].distinguishable  # 0.01 against 0.001, Holm-corrected
 
 
-def test_a_lead_larger_than_the_spread_is_called_real() -> None:
-    comparison = compare_runs(
-        frame([("a", 0.90), ("a", 0.91), ("b", 0.80), ("b", 0.81)], "activation"), {}, "activation"
-    )
-    assert comparison.winner == "a" and "a real lead" in comparison.verdict
+def test_a_lead_beyond_the_noise_is_distinguishable() -> None:
+    rows = [("a", 0.90 + i / 100) for i in range(5)] + [("b", 0.80 + i / 100) for i in range(5)]
+    comparison = compare_runs(frame(rows, "activation"), {}, "activation")
+    assert comparison.winner == "a" and comparison.distinguishable
+    assert "a beats runner-up b" in comparison.verdict
 
 
 def test_missing_experiment_is_one_clear_line(small_sweep: dict) -> None:
@@ -173,5 +177,42 @@ def test_empty_experiment_unknown_param_and_sweep_are_clear_errors(small_sweep: 
 def test_report_for_sweep_returns_the_text_the_sweep_prints(small_sweep: dict, tmp_path) -> None:
     text = report_for_sweep(small_sweep["parent_id"], "lr", out_dir=tmp_path, tracking_uri=small_sweep["uri"])
     assert text.startswith(f"Comparison by lr - experiment fashion_mnist, sweep {SWEEP_NAME}")
-    assert "0.001 wins on mean final val_accuracy" in text or "0.01 wins on mean final val_accuracy" in text
+    assert "0.001 leads runner-up 0.01" in text or "0.01 leads runner-up 0.001" in text
     assert (tmp_path / "report.html").is_file()
+
+
+def test_a_study_of_seed_runs_counts_its_grandchildren_not_the_aggregates(tmp_path, capsys) -> None:
+    """The layout of seeds=N: study parent -> one aggregate run per config (tag sweeplab.seeds) -> its seed runs."""
+    from sweeplab.tracking import tags
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    exp = client.create_experiment("fashion_mnist", artifact_location=str(tmp_path / "artifacts"))
+    parent = client.create_run(exp, run_name="study", tags={tags.ROLE: "study", tags.STUDY_KIND: "sweeper"})
+    for optimizer, base in (("adam", 0.86), ("sgd", 0.82)):
+        job = {tags.PARENT: parent.info.run_id, tags.ROLE: "job", tags.SEEDS: "5", tags.CONFIG_GROUP: optimizer}
+        aggregate = client.create_run(exp, tags=job)
+        client.log_param(aggregate.info.run_id, "optimizer.name", optimizer)
+        client.log_metric(aggregate.info.run_id, "val_accuracy", base)
+        for seed in range(5):
+            seed_tags = {tags.PARENT: aggregate.info.run_id, tags.ROLE: tags.ROLE_SEED, tags.CONFIG_GROUP: optimizer}
+            run = client.create_run(exp, tags=seed_tags)
+            client.log_param(run.info.run_id, "optimizer.name", optimizer)
+            client.log_param(run.info.run_id, "seed", str(seed))
+            for step, value in enumerate((base - 0.05, base + 0.001 * seed)):
+                client.log_metric(run.info.run_id, "val_accuracy", value, step=step)
+            client.set_terminated(run.info.run_id, "FINISHED")
+        client.set_terminated(aggregate.info.run_id, "FINISHED")
+    client.set_terminated(parent.info.run_id, "FINISHED")
+
+    out = tmp_path / "report"
+    compare_cli.main(["--sweep", parent.info.run_id, "--tracking-uri", uri, "--out", str(out)])
+    text = capsys.readouterr().out
+    assert "Left out: 2 aggregates of seed runs (their seeds are counted)." in text
+    groups = pd.read_csv(out / "groups.csv").set_index("group")
+    assert list(groups["runs"]) == [5, 5] and groups.loc["adam", "mean"] == pytest.approx(0.862)
+    verdict = json.loads((out / "verdict.json").read_text())
+    assert verdict["winner"] == "adam" and verdict["paired"] and verdict["seeds"] == 5 and verdict["distinguishable"]
+    assert (out / "expected_best.png").is_file()  # a sweeper's study: its trials were sampled
+    logged = {a.path for a in client.list_artifacts(parent.info.run_id, "comparison")}
+    assert {"comparison/verdict.json", "comparison/expected_best.png"} <= logged

@@ -8,27 +8,34 @@ from pathlib import Path
 
 from sweeplab.backend import quiet_start
 from sweeplab.cli import fail
-from sweeplab.compare.analysis import compare_runs
+from sweeplab.compare.analysis import check_at
 from sweeplab.compare.report import format_text, write_report
-from sweeplab.compare.runs import default_out_dir, load_runs, log_report, study_search, title_of
+from sweeplab.compare.runs import compare_run_set, default_out_dir, load_runs, log_report, study_search
 from sweeplab.errors import CompareError
 
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="compare.py",
-        description="Compare MLflow runs grouped by a param: a table per group, learning curves, test "
-        "accuracy bars, an HTML + Markdown report, and a winner judged against the spread across seeds.",
+        description="Compare MLflow runs grouped by a param, seeds collapsed: mean, std, IQM and a 95%% "
+        "bootstrap interval per group, P(A > B) of the best group against each other one, a verdict that "
+        "says whether the seeds can tell them apart, figures, an HTML + Markdown report, groups.csv and "
+        "verdict.json.",
     )
     p.add_argument(
         "--by",
         default="optimizer",
-        help="param to group by: optimizer, lr, activation, seed, any logged param name (default: optimizer)",
+        help="param to group by: optimizer, lr, activation, any logged param name (default: optimizer)",
+    )
+    p.add_argument(
+        "--at",
+        default="last",
+        help="which epoch's val_accuracy a run counts with: last (default) or best",
     )
     p.add_argument("--experiment", help="MLflow experiment name (default: fashion_mnist, or the sweep's)")
     p.add_argument(
         "--sweep",
-        help="only the children of this sweep: its parent run id or run name; the "
+        help="only the runs of this study: its parent run id or run name; the "
         "report is also logged to the parent run under comparison/",
     )
     p.add_argument("--out", type=Path, help="report folder (default: reports/<experiment>[-<sweep>]-<by>)")
@@ -38,13 +45,17 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    try:
+        check_at(args.at)
+    except CompareError as err:
+        fail(err, prog="compare")
     quiet_start()
     from sweeplab.tracking.store import default_store_uri
 
     uri = args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or default_store_uri()
     try:
         run_set = load_runs(args.experiment, args.sweep, tracking_uri=uri)
-        comparison = compare_runs(run_set.runs, run_set.histories, args.by, title=title_of(run_set))
+        comparison = compare_run_set(run_set, args.by, args.at)
     except CompareError as err:
         fail(err, prog="compare")
     out = args.out or default_out_dir(run_set, comparison.by)
@@ -53,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         log_report(run_set.sweep, paths, tracking_uri=uri)
     print(format_text(comparison))
     print(
-        f"\nReport: {paths['html']} (also {paths['markdown'].name}, {paths['curves'].name}, "
-        f"{paths['test_accuracy'].name})" + (" - logged to the sweep's parent run" if run_set.sweep else "")
+        f"\nReport: {paths['html']} (also report.md, groups.csv, verdict.json and the figures in {out})"
+        + (" - logged to the sweep's parent run" if run_set.sweep else "")
     )
     return 0

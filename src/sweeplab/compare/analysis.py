@@ -1,4 +1,5 @@
-"""Compare groups of runs by a param: per-group table, mean learning curves, a winner judged against the noise.
+"""Compare groups of runs by a param: per-group statistics with intervals, learning curves, and a verdict
+that says what the seeds support.
 
 Pure (pandas in, a `Comparison` out) and free of MLflow, so it can be tested on hand-made frames.
 """
@@ -11,11 +12,20 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from sweeplab.compare import groups as group_stats
+from sweeplab.compare import verdict as verdicts
+from sweeplab.compare.stats import RESAMPLES, SEED
 from sweeplab.errors import CompareError
 
-METRIC = "val_accuracy"  # the metric that names the winner (final epoch, mean over the group's runs)
+METRIC = "val_accuracy"  # the metric that names the winner (at the last or best epoch, see AT)
+AT = ("last", "best")  # which epoch's METRIC a run counts with: its last, or its best
 TARGET_ACCURACY = 0.85  # "epochs to reach 85% val_accuracy"
-PRUNED_TAG = "sweeplab.pruned"  # sweeplab.tracking.tags.PRUNED, named here to keep this module pure
+# sweeplab.tracking.tags' names, repeated here to keep this module pure.
+PRUNED_TAG = "sweeplab.pruned"
+CONFIG_GROUP_TAG = "sweeplab.config_group"
+SEEDS_TAG = "sweeplab.seeds"
+ROLE_TAG = "sweeplab.role"
+STUDY_ROLES = ("study", "search")  # a study's parent (search: older stores)
 HISTORY_KEYS = ("val_accuracy", "val_loss", "epoch_time")
 FINISHED = "FINISHED"  # MLflow's RunStatus.FINISHED as search_runs writes it
 
@@ -29,23 +39,31 @@ class RunSet:
     experiment: str
     sweep: str | None = None  # the parent run's id when restricted to one sweep
     sweep_name: str | None = None
+    study_kind: str | None = None  # the parent's sweeplab.study_kind: grid, sweeper or tuner
 
 
 @dataclass
 class Comparison:
-    """What compare_runs found: the tables, the curves and the verdict."""
+    """What compare_runs found: the tables, the curves, the pairwise tests and the verdict."""
 
     by: str  # the param key runs were grouped by, e.g. optimizer.name
-    per_run: pd.DataFrame  # one row per counted run: group, final metrics, epochs to target, s/epoch
-    table: pd.DataFrame  # one row per group (index), numeric
-    curves: pd.DataFrame  # group, epoch (1-based), metric, mean, std, runs
+    at: str  # "last" or "best": which epoch's METRIC each run counts with
+    per_run: pd.DataFrame  # one row per counted run: group, seed, stratum, value, final metrics, ...
+    table: pd.DataFrame  # one row per group (index): runs, mean, std, iqm, ci_low, ci_high, ...
+    curves: pd.DataFrame  # group, metric, epoch (1-based), mean, ci_low, ci_high, runs
+    comparisons: list[verdicts.PairResult]  # the best group against each other group
+    improvement: pd.DataFrame  # P(row > column) for every two groups
     winner: str | None
     runner_up: str | None
-    margin: float | None  # winner's mean METRIC minus the runner-up's
-    noise: float | None  # the larger std of the two groups (None: a group has a single run)
+    distinguishable: bool
+    seeds_needed: int | None  # for the winner against the runner-up, when not distinguishable
     verdict: str
+    expected_best: pd.DataFrame | None = None  # group, trials (k), expected best of k (a study's trials)
     left_out: dict[str, int] = field(default_factory=dict)  # reason -> count
     title: str = ""
+    metric: str = METRIC
+    resamples: int = RESAMPLES
+    seed: int = SEED
 
 
 def group_sort_key(value: str) -> tuple[int, float, str]:
@@ -54,6 +72,12 @@ def group_sort_key(value: str) -> tuple[int, float, str]:
         return (0, float(value), value)
     except ValueError:
         return (1, 0.0, value)
+
+
+def check_at(at: str) -> str:
+    if at not in AT:
+        raise CompareError(f"--at must be best or last, not '{at}'")
+    return at
 
 
 def resolve_param(columns: pd.Index, by: str) -> str:
@@ -74,24 +98,53 @@ def epochs_to_reach(history: pd.DataFrame | None, target: float = TARGET_ACCURAC
     return float(reached[0] + 1) if len(reached) else math.nan
 
 
-def _final(run: pd.Series, history: pd.DataFrame | None, key: str) -> float:
-    if history is not None and key in history and history[key].notna().any():
-        return float(history[key].dropna().iloc[-1])
+def _final(run: pd.Series, history: pd.DataFrame | None, key: str, at: str = "last") -> float:
+    """The run's `key` at its last epoch (or its best, the highest, with at="best"); the logged metric when
+    there is no history."""
+    if history is not None and key in history:
+        values = history[key].to_numpy(dtype=float)
+        values = values[~np.isnan(values)]
+        if len(values):
+            return float(values.max() if at == "best" else values[-1])
     value = run.get(f"metrics.{key}")
     return float(value) if value is not None and pd.notna(value) else math.nan
 
 
-def per_run_table(runs: pd.DataFrame, histories: dict[str, pd.DataFrame], param: str) -> pd.DataFrame:
+def _text(value: object) -> str:
+    return "" if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
+
+
+def strata_keys(runs: pd.DataFrame) -> pd.Series:
+    """Each run's config without its seed: the tag sweeplab.config_group, else its params other than the seed
+    (older runs), so that runs differing only by seed fall in one stratum."""
+    params = [c for c in runs.columns if c.startswith("params.") and c != "params.seed" and "tuner/" not in c]
+    params = [c for c in params if not c.startswith("params.sweep.")]
+    if params:
+        fallback = "params " + runs.groupby(params, dropna=False, sort=False).ngroup().astype(str)
+    else:
+        fallback = pd.Series("", index=runs.index)
+    column = f"tags.{CONFIG_GROUP_TAG}"
+    if column not in runs:
+        return fallback
+    tagged = runs[column].fillna("").astype(str)
+    return tagged.where(tagged != "", fallback)
+
+
+def per_run_table(runs: pd.DataFrame, histories: dict[str, pd.DataFrame], param: str, at: str) -> pd.DataFrame:
     rows = []
-    for _, run in runs.iterrows():
+    for (_, run), stratum in zip(runs.iterrows(), strata_keys(runs), strict=True):
         history = histories.get(run["run_id"])
         times = history["epoch_time"] if history is not None and "epoch_time" in history else pd.Series()
+        last = _final(run, history, METRIC)
         rows.append(
             {
                 "group": str(run[f"params.{param}"]),
                 "run_id": run["run_id"],
                 "run_name": run.get("tags.mlflow.runName", ""),
-                "val_accuracy": _final(run, history, "val_accuracy"),
+                "seed": _text(run.get("params.seed")),
+                "stratum": stratum,
+                "value": _final(run, history, METRIC, at) if at == "best" else last,
+                "val_accuracy": last,
                 "val_loss": _final(run, history, "val_loss"),
                 "test_accuracy": _final(run, history, "test_accuracy"),
                 "epochs_to_target": epochs_to_reach(history),
@@ -108,119 +161,65 @@ def _pruned_at(run: pd.Series) -> float:
     return float(value) if isinstance(value, str) and value else math.nan
 
 
-def group_table(per_run: pd.DataFrame) -> pd.DataFrame:
-    """Per group: run count, best/mean/std of the final metrics, epochs to target, s/epoch, best run."""
-    grouped = per_run.groupby("group", sort=False)
-    table = pd.DataFrame(
-        {
-            "runs": grouped.size(),
-            "val_accuracy_best": grouped["val_accuracy"].max(),
-            "val_accuracy_mean": grouped["val_accuracy"].mean(),
-            "val_accuracy_std": grouped["val_accuracy"].std(),  # ddof=1; NaN for a single run
-            "test_accuracy_best": grouped["test_accuracy"].max(),
-            "test_accuracy_mean": grouped["test_accuracy"].mean(),
-            "test_accuracy_std": grouped["test_accuracy"].std(),
-            "val_loss_mean": grouped["val_loss"].mean(),
-            "val_loss_std": grouped["val_loss"].std(),
-            "epochs_to_target_mean": grouped["epochs_to_target"].mean(),
-            "reached_target": grouped["epochs_to_target"].count(),
-            "seconds_per_epoch": grouped["seconds_per_epoch"].mean(),
-            "best_run_id": per_run.loc[grouped["val_accuracy"].idxmax(), ["group", "run_id"]].set_index("group")[
-                "run_id"
-            ],
-        }
-    )
-    table.index.name = None
-    return table.loc[sorted(table.index, key=group_sort_key)]
+def leaf_runs(runs: pd.DataFrame, left_out: dict[str, int]) -> pd.DataFrame:
+    """Runs that trained one seed: not a study's parent, not a run aggregating its seed runs (those are
+    counted through their seeds); what is dropped is counted in `left_out`."""
+    role = runs.get(f"tags.{ROLE_TAG}", pd.Series("", index=runs.index)).fillna("")
+    seeds = runs.get(f"tags.{SEEDS_TAG}", pd.Series("", index=runs.index)).fillna("")
+    parents, aggregates = role.isin(STUDY_ROLES), (seeds != "") & ~role.isin(STUDY_ROLES)
+    if parents.any():
+        left_out["study parents"] = int(parents.sum())
+    if aggregates.any():
+        left_out["aggregates of seed runs (their seeds are counted)"] = int(aggregates.sum())
+    return runs[~parents & ~aggregates]
 
 
-def curve_table(per_run: pd.DataFrame, histories: dict[str, pd.DataFrame]) -> pd.DataFrame:
-    """Mean and std across a group's runs of val_accuracy and val_loss at each epoch."""
-    columns: dict[str, list] = {"group": [], "epoch": [], "metric": [], "v": []}
-    for run_id, group in zip(per_run["run_id"], per_run["group"], strict=True):
-        history = histories.get(run_id)
-        if history is None:
-            continue
-        for metric in ("val_accuracy", "val_loss"):
-            if metric in history:
-                values = history[metric].dropna()
-                columns["group"].append(np.full(len(values), group, dtype=object))
-                columns["epoch"].append(values.index.to_numpy() + 1)
-                columns["metric"].append(np.full(len(values), metric, dtype=object))
-                columns["v"].append(values.to_numpy())
-    if not columns["v"]:
-        return pd.DataFrame(columns=["group", "epoch", "metric", "mean", "std", "runs"])
-    long = pd.DataFrame({name: np.concatenate(parts) for name, parts in columns.items()})
-    curves = long.groupby(["group", "metric", "epoch"])["v"].agg(["mean", "std", "count"]).reset_index()
-    return curves.rename(columns={"count": "runs"})
-
-
-def judge(table: pd.DataFrame) -> tuple[str | None, str | None, float | None, float | None, str]:
-    """Winner by mean final METRIC; does its lead over the runner-up exceed the spread across seeds?"""
-    if table.empty:
-        return None, None, None, None, "No finished runs to compare."
-    ranked = table.sort_values(f"{METRIC}_mean", ascending=False, kind="stable")
-    winner = str(ranked.index[0])
-    best = ranked.iloc[0]
-    if len(ranked) == 1:
-        return winner, None, None, None, f"Only one group ({winner}): nothing to compare it with."
-    runner_up = str(ranked.index[1])
-    second = ranked.iloc[1]
-    margin = float(best[f"{METRIC}_mean"] - second[f"{METRIC}_mean"])
-    lead = (
-        f"{winner} wins on mean final {METRIC} ({best[f'{METRIC}_mean']:.4f} over {int(best['runs'])} run(s) "
-        f"vs {second[f'{METRIC}_mean']:.4f} for runner-up {runner_up}): a lead of {margin:.4f}"
-    )
-    if best["runs"] < 2 or second["runs"] < 2:
-        return (
-            winner,
-            runner_up,
-            margin,
-            None,
-            (
-                f"{lead}, but with a single run per group there is no spread across seeds to judge it by: "
-                "sweep more seeds before trusting it."
-            ),
-        )
-    noise = float(max(best[f"{METRIC}_std"], second[f"{METRIC}_std"]))
-    if margin > noise:
-        verdict = f"{lead}, larger than the spread across seeds (std up to {noise:.4f}): a real lead."
-    else:
-        verdict = (
-            f"{lead}, within the spread across seeds (std up to {noise:.4f}): too close to call, this could be noise."
-        )
-    return winner, runner_up, margin, noise, verdict
-
-
-def compare_runs(runs: pd.DataFrame, histories: dict[str, pd.DataFrame], by: str, title: str = "") -> Comparison:
-    """Group FINISHED runs by the param `by` and compare them; other runs are counted in `left_out`."""
+def compare_runs(
+    runs: pd.DataFrame,
+    histories: dict[str, pd.DataFrame],
+    by: str,
+    title: str = "",
+    at: str = "last",
+    expected_best: bool = False,
+) -> Comparison:
+    """Group FINISHED leaf runs by the param `by` and compare them at their `at` epoch; other runs are
+    counted in `left_out`. `expected_best`: also the expected best score against the number of trials (a
+    sampled study's runs)."""
+    check_at(at)
     if runs.empty:
         raise CompareError(f"no runs to compare{' in ' + title if title else ''}")
     param = resolve_param(runs.columns, by)
     left_out: dict[str, int] = {}
+    runs = leaf_runs(runs, left_out)
     finished = runs["status"] == FINISHED
     for status, count in runs.loc[~finished, "status"].value_counts().items():
         left_out[f"not finished ({status})"] = int(count)
     counted = runs[finished]
     has_param = counted[f"params.{param}"].notna()
     if (~has_param).any():
-        left_out[f"without param {param} (e.g. sweep parents)"] = int((~has_param).sum())
-    counted = counted[has_param]
+        left_out[f"without param {param}"] = int((~has_param).sum())
+    counted = counted[has_param].sort_values("run_id", kind="stable")  # the bootstrap's order: reproducible
     if counted.empty:
         raise CompareError(f"no FINISHED run with param {param}{' in ' + title if title else ''}")
-    per_run = per_run_table(counted, histories, param)
-    table = group_table(per_run)
-    winner, runner_up, margin, noise, verdict = judge(table)
+    per_run = per_run_table(counted, histories, param, at)
+    resampled = group_stats.resample(per_run)
+    table = group_stats.group_table(per_run, resampled)
+    table = table.loc[sorted(table.index, key=group_sort_key)]
+    found = verdicts.judge(per_run, table, resampled, describe=f"{METRIC} at the {at} epoch")
     return Comparison(
         by=param,
+        at=at,
         per_run=per_run,
         table=table,
-        curves=curve_table(per_run, histories),
-        winner=winner,
-        runner_up=runner_up,
-        margin=margin,
-        noise=noise,
-        verdict=verdict,
+        curves=group_stats.curve_table(per_run, histories, resampled),
+        comparisons=found.comparisons,
+        improvement=verdicts.improvement_table(per_run, list(table.index)),
+        winner=found.winner,
+        runner_up=found.runner_up,
+        distinguishable=found.distinguishable,
+        seeds_needed=found.seeds_needed,
+        verdict=found.text,
+        expected_best=verdicts.expected_best_table(per_run) if expected_best else None,
         left_out=left_out,
         title=title,
     )

@@ -1,21 +1,27 @@
-"""A `Comparison` as people read it: terminal text, learning-curve and test-accuracy PNGs, HTML and Markdown.
-
-Kept apart from the analysis so that it stays pure and from MLflow so that any comparison can be written.
-"""
+"""A `Comparison` as people and tools read it: terminal text, an HTML and Markdown report with figures,
+groups.csv and verdict.json. Kept apart from the analysis so that it stays pure and from MLflow so that any
+comparison can be written."""
 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import html
+import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from sweeplab import tables
+from sweeplab.compare import figures
 from sweeplab.compare.analysis import TARGET_ACCURACY, Comparison
+from sweeplab.compare.stats import ALPHA
+from sweeplab.compare.verdict import MIN_SEEDS
+
+GROUP_COLUMNS = ["runs", "mean", "std", "iqm", "ci_low", "ci_high"]  # groups.csv, after `group`
 
 
 def _mean_std(mean: float, std: float) -> str:
@@ -24,26 +30,29 @@ def _mean_std(mean: float, std: float) -> str:
     return f"{mean:.4f}" if pd.isna(std) else f"{mean:.4f} ± {std:.4f}"
 
 
+def _number(value: float) -> str:
+    return "-" if pd.isna(value) else f"{value:.4f}"
+
+
 def display_table(comparison: Comparison) -> pd.DataFrame:
     """The per-group table as people read it (strings), for the terminal, HTML and Markdown."""
     t = comparison.table
-    target = f"epochs to {TARGET_ACCURACY:.0%} val_acc"
+    name = f"val_acc ({comparison.at})"
     shown = pd.DataFrame(index=t.index)
     shown["runs"] = t["runs"].astype(int)
-    shown["best val_acc"] = t["val_accuracy_best"].map("{:.4f}".format)
-    shown["val_acc mean ± std"] = [
-        _mean_std(m, s) for m, s in zip(t["val_accuracy_mean"], t["val_accuracy_std"], strict=False)
+    shown[f"{name} mean ± std"] = [_mean_std(m, s) for m, s in zip(t["mean"], t["std"], strict=True)]
+    shown["IQM"] = t["iqm"].map(_number)
+    shown[f"{1 - ALPHA:.0%} CI"] = [
+        f"{_number(lo)} - {_number(hi)}" for lo, hi in zip(t["ci_low"], t["ci_high"], strict=True)
     ]
-    shown["best test_acc"] = t["test_accuracy_best"].map(lambda v: "-" if pd.isna(v) else f"{v:.4f}")
+    shown["best"] = t["best"].map(_number)
     shown["test_acc mean ± std"] = [
-        _mean_std(m, s) for m, s in zip(t["test_accuracy_mean"], t["test_accuracy_std"], strict=False)
+        _mean_std(m, s) for m, s in zip(t["test_accuracy_mean"], t["test_accuracy_std"], strict=True)
     ]
-    shown["val_loss mean ± std"] = [
-        _mean_std(m, s) for m, s in zip(t["val_loss_mean"], t["val_loss_std"], strict=False)
-    ]
-    shown[target] = [
+    shown["val_loss mean ± std"] = [_mean_std(m, s) for m, s in zip(t["val_loss_mean"], t["val_loss_std"], strict=True)]
+    shown[f"epochs to {TARGET_ACCURACY:.0%} val_acc"] = [
         "not reached" if n == 0 else f"{m:.1f} ({n}/{r} runs)"
-        for m, n, r in zip(t["epochs_to_target_mean"], t["reached_target"], t["runs"], strict=False)
+        for m, n, r in zip(t["epochs_to_target_mean"], t["reached_target"], t["runs"], strict=True)
     ]
     shown["s/epoch"] = t["seconds_per_epoch"].map(lambda v: "-" if pd.isna(v) else f"{v:.2f}")
     shown["best run"] = t["best_run_id"]
@@ -51,15 +60,24 @@ def display_table(comparison: Comparison) -> pd.DataFrame:
     return shown
 
 
+def method_note(comparison: Comparison) -> str:
+    return (
+        f"Compared: {comparison.metric} at the {comparison.at} epoch of each run (--at {comparison.at}). "
+        f"Intervals: {1 - ALPHA:.0%} stratified percentile bootstrap of the mean, expanded for few runs "
+        f"({comparison.resamples:,} resamples, seed {comparison.seed}); P(A > B) counts ties as 1/2; fewer "
+        f"than {MIN_SEEDS} runs per group are never called distinguishable."
+    )
+
+
 def notes(comparison: Comparison) -> list[str]:
-    lines = [comparison.verdict]
-    pruned = comparison.per_run[comparison.per_run["pruned_at"].notna()] if "pruned_at" in comparison.per_run else []
+    lines = [*comparison.verdict.splitlines(), method_note(comparison)]
+    pruned = comparison.per_run[comparison.per_run["pruned_at"].notna()]
     if len(pruned):
         counts = pruned.groupby("group").size()
         parts = ", ".join(f"{n} of {group}" for group, n in counts.items())
         lines.append(
-            f"Pruned: {len(pruned)} run(s) stopped early by the pruner ({parts}); their final values are from the "
-            "epoch they stopped at (marked x in the test accuracy figure)."
+            f"Pruned: {len(pruned)} run(s) stopped early by the pruner ({parts}); their values are from the "
+            "epochs they reached (marked x in the groups figure)."
         )
     if comparison.left_out:
         parts = ", ".join(f"{n} {why}" for why, n in comparison.left_out.items())
@@ -72,70 +90,40 @@ def format_text(comparison: Comparison) -> str:
     return "\n".join([header, display_table(comparison).to_string(), "", *notes(comparison)])
 
 
-def _pyplot() -> Any:
-    """matplotlib.pyplot on the Agg backend, which sweeplab.plots selects; imported only when plotting."""
-    import sweeplab.plots
-
-    return sweeplab.plots.plt
-
-
-def plot_curves(comparison: Comparison, path: Path) -> Path:
-    """Mean val_accuracy and val_loss per epoch for each group, with a ±1 std band across its runs."""
-    from matplotlib.ticker import MaxNLocator
-
-    plt = _pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
-    for ax, metric in zip(axes, ("val_accuracy", "val_loss"), strict=False):
-        for group in comparison.table.index:
-            c = comparison.curves
-            c = c[(c["group"] == group) & (c["metric"] == metric)].sort_values("epoch")
-            if c.empty:
-                continue
-            (line,) = ax.plot(c["epoch"], c["mean"], marker="o", label=f"{group} (n={int(c['runs'].max())})")
-            std = c["std"].fillna(0)
-            ax.fill_between(c["epoch"], c["mean"] - std, c["mean"] + std, color=line.get_color(), alpha=0.2)
-        ax.set_title(f"{metric} (mean ± std across runs)")
-        ax.set_xlabel("epoch")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.grid(True)
-        ax.legend(title=comparison.by, fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+def _plain(value: Any) -> Any:
+    """A value JSON can hold: NaN as null, numpy scalars as Python numbers."""
+    if isinstance(value, float | int) and not isinstance(value, bool):
+        value = float(value) if isinstance(value, float) else int(value)
+        return None if isinstance(value, float) and math.isnan(value) else value
+    return value.item() if hasattr(value, "item") else value
 
 
-def plot_test_accuracy(comparison: Comparison, path: Path) -> Path:
-    """Mean test_accuracy per group, error bar = std across runs, each run as a dot."""
-    plt = _pyplot()
-    t = comparison.table
-    groups = [str(g) for g in t.index]
-    fig, ax = plt.subplots(figsize=(max(5.0, 1.2 * len(groups) + 2), 4.5))
-    x = np.arange(len(groups))
-    ax.bar(
-        x,
-        t["test_accuracy_mean"],
-        yerr=t["test_accuracy_std"].fillna(0),
-        capsize=6,
-        color="tab:blue",
-        alpha=0.7,
-    )
-    for i, group in enumerate(t.index):
-        runs = comparison.per_run[comparison.per_run["group"] == group]
-        stopped = runs["pruned_at"].notna() if "pruned_at" in runs else np.zeros(len(runs), bool)
-        ax.plot(np.full(int((~stopped).sum()), i), runs.loc[~stopped, "test_accuracy"], "k.", zorder=3)
-        ax.plot(np.full(int(stopped.sum()), i), runs.loc[stopped, "test_accuracy"], "rx", zorder=3)
-    low = float(np.nanmin(comparison.per_run["test_accuracy"])) if len(comparison.per_run) else 0.0
-    ax.set_ylim(max(0.0, low - 0.05), 1.0)
-    ax.set_xticks(x, groups)
-    ax.set_xlabel(comparison.by)
-    ax.set_ylabel("test_accuracy")
-    ax.set_title("test accuracy per group (mean ± std, dots = runs, x = pruned)")
-    ax.grid(True, axis="y")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+def verdict_record(comparison: Comparison) -> dict[str, Any]:
+    """What verdict.json holds: the winner against the runner-up first, then every comparison."""
+    first = comparison.comparisons[0] if comparison.comparisons else None
+    record = {
+        "winner": comparison.winner,
+        "runner_up": comparison.runner_up,
+        "p_improvement": first.p_improvement if first else None,
+        "p_ci_low": first.p_ci_low if first else None,
+        "p_ci_high": first.p_ci_high if first else None,
+        "distinguishable": comparison.distinguishable,
+        "difference": first.difference if first else None,
+        "diff_ci_low": first.diff_ci_low if first else None,
+        "diff_ci_high": first.diff_ci_high if first else None,
+        "paired": first.paired if first else None,
+        "seeds": first.seeds if first else None,
+        "seeds_needed": comparison.seeds_needed,
+        "metric": comparison.metric,
+        "at": comparison.at,
+        "by": comparison.by,
+        "alpha": ALPHA,
+        "resamples": comparison.resamples,
+        "seed": comparison.seed,
+        "verdict": comparison.verdict,
+        "comparisons": [{k: _plain(v) for k, v in dataclasses.asdict(r).items()} for r in comparison.comparisons],
+    }
+    return {k: _plain(v) for k, v in record.items()}
 
 
 def _data_uri(path: Path) -> str:
@@ -153,32 +141,44 @@ class SearchFigure:
     maximize: bool = True
 
 
-def _search_section(search: SearchFigure | None, out_dir: Path, paths: dict[str, Path]) -> tuple[str, list[str]]:
-    """search.png, and its HTML and Markdown, for a comparison of one study's runs (nothing otherwise)."""
-    if search is None or search.trials.empty:
-        return "", []
-    from sweeplab.search_plot import plot_search
-
-    path = out_dir / "search.png"
-    paths["search"] = plot_search(search.trials, search.objective, path, search.title, search.params, search.maximize)
-    image = f'<img alt="the search" src="{_data_uri(paths["search"])}">'
-    return f"<h2>The search</h2>{image}", ["![the search](search.png)"]
-
-
 def write_report(comparison: Comparison, out_dir: Path, search: SearchFigure | None = None) -> dict[str, Path]:
-    """curves.png, test_accuracy.png, runs.csv, report.html (self-contained) and report.md in out_dir; with
-    `search` (a study's runs), search.png too."""
+    """groups.csv, verdict.json, runs.csv, the figures (groups, improvement, curves; expected_best for a
+    sampled study's runs, search for a study's), report.html (self-contained) and report.md in out_dir."""
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {
-        "curves": plot_curves(comparison, out_dir / "curves.png"),
-        "test_accuracy": plot_test_accuracy(comparison, out_dir / "test_accuracy.png"),
+        "groups": figures.plot_groups(comparison, out_dir / "groups.png"),
+        "improvement": figures.plot_improvement(comparison, out_dir / "improvement.png"),
+        "curves": figures.plot_curves(comparison, out_dir / "curves.png"),
     }
+    if comparison.expected_best is not None and not comparison.expected_best.empty:
+        paths["expected_best"] = figures.plot_expected_best(comparison, out_dir / "expected_best.png")
+    if search is not None and not search.trials.empty:
+        from sweeplab.search_plot import plot_search
+
+        paths["search"] = plot_search(
+            search.trials, search.objective, out_dir / "search.png", search.title, search.params, search.maximize
+        )
+    titles = {
+        "groups": "Groups: mean and 95% interval",
+        "improvement": "Probability of improvement",
+        "curves": "Learning curves",
+        "expected_best": "Expected best score against trials",
+        "search": "The search",
+    }
+    images = [(titles[k], p) for k, p in paths.items()]
+    groups = comparison.table[GROUP_COLUMNS].rename_axis("group").reset_index()
+    groups.to_csv(out_dir / "groups.csv", index=False)
+    paths["groups_csv"] = out_dir / "groups.csv"
+    paths["verdict"] = out_dir / "verdict.json"
+    paths["verdict"].write_text(json.dumps(verdict_record(comparison), indent=2) + "\n", encoding="utf-8")
     comparison.per_run.to_csv(out_dir / "runs.csv", index=False)
     paths["runs"] = out_dir / "runs.csv"
-    search_html, search_md = _search_section(search, out_dir, paths)
     shown = display_table(comparison)
     title = f"Comparison by {comparison.by}" + (f": {comparison.title}" if comparison.title else "")
     note_html = "".join(f"<p>{html.escape(n)}</p>" for n in notes(comparison))
+    figures_html = "\n".join(
+        f'<h2>{html.escape(t)}</h2><img alt="{html.escape(t)}" src="{_data_uri(p)}">' for t, p in images
+    )
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>body{{font-family:sans-serif;margin:2em}} table{{border-collapse:collapse}}
@@ -186,9 +186,7 @@ td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}} img{{max-width:1
 <body><h1>{html.escape(title)}</h1>
 <h2>Verdict</h2>{note_html}
 <h2>Groups</h2>{shown.to_html(escape=True)}
-{search_html}
-<h2>Learning curves</h2><img alt="learning curves" src="{_data_uri(paths["curves"])}">
-<h2>Test accuracy</h2><img alt="test accuracy" src="{_data_uri(paths["test_accuracy"])}">
+{figures_html}
 <h2>Runs</h2>{comparison.per_run.to_html(index=False, float_format="{:.4f}".format, escape=True)}
 </body></html>
 """
@@ -199,9 +197,7 @@ td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}} img{{max-width:1
             f"# {title}",
             *notes(comparison),
             tables.markdown(shown, index=True).rstrip("\n"),
-            "![learning curves](curves.png)",
-            "![test accuracy](test_accuracy.png)",
-            *search_md,
+            *(f"![{t}]({p.name})" for t, p in images),
         ]
     )
     paths["markdown"] = out_dir / "report.md"

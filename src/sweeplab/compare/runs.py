@@ -1,4 +1,4 @@
-"""Comparisons read from and written to MLflow: a sweep's or experiment's runs in, the report logged back.
+"""Comparisons read from and written to MLflow: a study's or experiment's runs in, the report logged back.
 
 The MLflow side of compare.py and of the sweep's closing report (`report_for_sweep`).
 """
@@ -12,7 +12,7 @@ import mlflow
 import pandas as pd
 from mlflow.tracking import MlflowClient
 
-from sweeplab.compare.analysis import HISTORY_KEYS, RunSet, compare_runs, resolve_param
+from sweeplab.compare.analysis import HISTORY_KEYS, Comparison, RunSet, compare_runs, resolve_param
 from sweeplab.compare.report import SearchFigure, format_text, write_report
 from sweeplab.compat import metric_points
 from sweeplab.errors import CompareError
@@ -60,6 +60,26 @@ def _histories(client: MlflowClient, run_ids: list[str]) -> dict[str, pd.DataFra
     return {run_id: found.get(run_id, pd.DataFrame()) for run_id in run_ids}
 
 
+def _search(experiment_id: str, query: str = "") -> pd.DataFrame:
+    return mlflow.search_runs(
+        experiment_ids=[experiment_id], filter_string=query, max_results=100_000, output_format="pandas"
+    )
+
+
+def _study_runs(experiment_id: str, parent_id: str | None) -> pd.DataFrame:
+    """The experiment's runs, or a study's children and, where a child aggregates seed runs (tag
+    sweeplab.seeds), its children too: the seed runs are the study's grandchildren."""
+    if parent_id is None:
+        return _search(experiment_id)
+    children = _search(experiment_id, f"tags.`{PARENT_TAG}` = '{parent_id}'")
+    column = f"tags.{tags.SEEDS}"
+    if children.empty or column not in children or not children[column].notna().any():
+        return children
+    everything = _search(experiment_id)
+    grandchildren = everything[everything[f"tags.{PARENT_TAG}"].isin(set(children["run_id"]))]
+    return pd.concat([children, grandchildren], ignore_index=True)
+
+
 def load_runs(experiment: str | None = None, sweep: str | None = None, tracking_uri: str | None = None) -> RunSet:
     """Runs of an experiment (default fashion_mnist), or only a sweep's children, with their histories."""
     if tracking_uri:
@@ -76,10 +96,7 @@ def load_runs(experiment: str | None = None, sweep: str | None = None, tracking_
         exp = client.get_experiment_by_name("fashion_mnist")
         if exp is None:
             raise CompareError(f"no experiment 'fashion_mnist' in {client.tracking_uri}: give --experiment NAME")
-    query = f"tags.`{PARENT_TAG}` = '{parent.info.run_id}'" if parent else ""
-    runs = mlflow.search_runs(
-        experiment_ids=[exp.experiment_id], filter_string=query, max_results=100_000, output_format="pandas"
-    )
+    runs = _study_runs(exp.experiment_id, parent.info.run_id if parent else None)
     where = f"experiment '{exp.name}'" + (f", sweep '{parent.info.run_name}' ({parent.info.run_id})" if parent else "")
     if runs.empty:
         raise CompareError(f"no runs in {where}")
@@ -90,6 +107,7 @@ def load_runs(experiment: str | None = None, sweep: str | None = None, tracking_
         experiment=exp.name,
         sweep=parent.info.run_id if parent else None,
         sweep_name=parent.info.run_name if parent else None,
+        study_kind=parent.data.tags.get(tags.STUDY_KIND) if parent else None,
     )
 
 
@@ -111,7 +129,8 @@ def study_search(run_set: RunSet, tracking_uri: str | None = None) -> SearchFigu
     if not run_set.sweep or run_set.runs.empty:
         return None
     parent = MlflowClient(tracking_uri=tracking_uri).get_run(run_set.sweep)
-    runs = run_set.runs.sort_values("start_time").reset_index(drop=True)
+    runs = run_set.runs[run_set.runs[f"tags.{PARENT_TAG}"] == run_set.sweep]
+    runs = runs.sort_values("start_time").reset_index(drop=True)
     name = "val_accuracy"
     if parent.data.tags.get(tags.STUDY_KIND) == "tuner" and "metrics.score" in runs:
         name = parent.data.params.get("tuner.objective", name)
@@ -143,12 +162,28 @@ def log_report(run_id: str, paths: dict[str, Path], tracking_uri: str | None = N
         client.log_artifact(run_id, str(path), artifact_path="comparison")
 
 
+def samples_trials(run_set: RunSet) -> bool:
+    """Whether the runs are a sampled study's trials (a Keras Tuner search, a sweeper other than the grid):
+    then the report shows the expected best score against the number of trials."""
+    return run_set.study_kind in ("tuner", "sweeper")
+
+
+def compare_run_set(run_set: RunSet, by: str, at: str = "last") -> Comparison:
+    return compare_runs(
+        run_set.runs, run_set.histories, by, title=title_of(run_set), at=at, expected_best=samples_trials(run_set)
+    )
+
+
 def report_for_sweep(
-    parent_run_id: str, by: str = "optimizer", out_dir: Path | None = None, tracking_uri: str | None = None
+    parent_run_id: str,
+    by: str = "optimizer",
+    out_dir: Path | None = None,
+    tracking_uri: str | None = None,
+    at: str = "last",
 ) -> str:
-    """Compare a finished sweep's children, write and log the report; returns the text to print."""
+    """Compare a finished sweep's runs, write and log the report; returns the text to print."""
     run_set = load_runs(sweep=parent_run_id, tracking_uri=tracking_uri)
-    comparison = compare_runs(run_set.runs, run_set.histories, by, title=title_of(run_set))
+    comparison = compare_run_set(run_set, by, at)
     out = out_dir or default_out_dir(run_set, comparison.by)
     paths = write_report(comparison, out, study_search(run_set, tracking_uri))
     log_report(parent_run_id, paths, tracking_uri=tracking_uri)

@@ -1,0 +1,165 @@
+"""The verdict of a comparison: the best group against each other group (difference of means, P(A > B),
+bootstrap intervals, Holm's correction), the matrix of P(A > B), the expected best of k trials. Pure."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from sweeplab.compare import stats
+from sweeplab.compare.groups import Resampled
+
+# Fewer runs per group are never "distinguishable": with n seeds, paired differences all fall on one side by
+# chance in 1 null comparison of 2**(n-1) (1 in 4 with 3 seeds), and then every percentile interval excludes 0.
+MIN_SEEDS = 5
+
+
+@dataclass
+class PairResult:
+    """The best group `a` against group `b`, with intervals at `level` (Holm-adjusted beyond 2 groups)."""
+
+    a: str
+    b: str
+    paired: bool
+    n_a: int
+    n_b: int
+    difference: float
+    diff_ci_low: float
+    diff_ci_high: float
+    p_improvement: float
+    p_ci_low: float
+    p_ci_high: float
+    p_value: float
+    p_holm: float
+    level: float
+    distinguishable: bool
+    seeds_needed: int | None
+
+    @property
+    def seeds(self) -> int:
+        return min(self.n_a, self.n_b)
+
+
+@dataclass
+class Found:
+    winner: str | None
+    runner_up: str | None
+    comparisons: list[PairResult]
+    distinguishable: bool
+    seeds_needed: int | None
+    text: str
+
+
+def _plural(n: int, word: str = "seed") -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def compare_pairs(winner: str, others: list[str], resampled: dict[str, Resampled]) -> list[PairResult]:
+    """`winner` against each of `others`: bootstrap tests, Holm-adjusted p-values and intervals at the
+    adjusted levels; distinguishable when the interval of the difference excludes 0 (strictly), the
+    adjusted p-value is below ALPHA and both groups have MIN_SEEDS runs."""
+    rng = np.random.default_rng(stats.SEED + 1)
+    a = resampled[winner]
+    tests, pairs = [], []
+    for other in others:
+        b = resampled[other]
+        pairs.append(stats.pair_by_seed(a.values, a.seeds, b.values, b.seeds))
+        tests.append(stats.pair_test(a.values, b.values, a.counts, b.counts, pairs[-1], rng))
+    adjusted, levels = stats.holm([t.p_value for t in tests])
+    results = []
+    for other, test, pair, p_holm, level in zip(others, tests, pairs, adjusted, levels, strict=True):
+        b = resampled[other]
+        n = min(len(a.values), len(b.values))  # the seeds paired, or the smaller group
+        d_low, d_high = stats.percentile_interval(test.difference_samples, level, n)
+        p_low, p_high = stats.percentile_interval(test.p_samples, level, n)
+        enough = min(len(a.values), len(b.values)) >= MIN_SEEDS
+        separated = bool(d_low > 0 or d_high < 0) and p_holm < stats.ALPHA and enough
+        va, vb = pair if pair is not None else (a.values, b.values)
+        results.append(
+            PairResult(
+                winner, other, test.paired, len(a.values), len(b.values), test.difference,
+                float(d_low), float(d_high), test.p_improvement, float(p_low), float(p_high),
+                test.p_value, p_holm, level, separated, stats.seeds_needed(va, vb, test.paired),
+            )
+        )  # fmt: skip
+    return results
+
+
+def describe_pair(r: PairResult, corrected: bool = False) -> str:
+    """One comparison in a line: the difference and P(A > B) with their intervals, and whether it holds."""
+    how = f"paired by seed over {_plural(r.seeds)}" if r.paired else f"unpaired, {r.n_a} vs {r.n_b} runs"
+    holm = f", Holm-adjusted p = {r.p_holm:.4f}" if corrected else f", p = {r.p_value:.4f}"
+    return (
+        f"{r.a} vs {r.b}: difference {r.difference:+.4f} ({r.level * 100:g}% CI {r.diff_ci_low:+.4f} to "
+        f"{r.diff_ci_high:+.4f}), P({r.a} > {r.b}) = {r.p_improvement:.2f} ({r.p_ci_low:.2f} to {r.p_ci_high:.2f}), "
+        f"{how}{holm}: {'distinguishable' if r.distinguishable else 'not distinguishable'}."
+    )
+
+
+def seeds_clause(r: PairResult, unit: str = "seed") -> str:
+    """How many seeds the verdict rests on and, when not enough, about how many would do; `unit` is "run"
+    when a group holds several configs (its runs are not just seeds)."""
+    count = _plural(r.seeds, unit)
+    if r.distinguishable:
+        return f"distinguishable with {count}"
+    if r.seeds < 2:
+        return f"not distinguishable with {count}: a single run has no spread to judge by; sweep more seeds"
+    if r.seeds_needed is None:
+        return f"not distinguishable with {count}; the {unit}s needed cannot be estimated: the observed difference is 0"
+    needed = max(r.seeds_needed, MIN_SEEDS, r.seeds + 1)
+    few = f" (fewer than {MIN_SEEDS} per group never are)" if r.seeds < MIN_SEEDS else ""
+    return f"not distinguishable with {count}{few}; about {needed} {unit}s would be needed"
+
+
+def judge(per_run: pd.DataFrame, table: pd.DataFrame, resampled: dict[str, Resampled], describe: str) -> Found:
+    """Winner by mean; is its lead over every other group more than the seeds' noise?"""
+    if table.empty:
+        return Found(None, None, [], False, None, "No finished runs to compare.")
+    ranked = [str(g) for g in table.sort_values("mean", ascending=False, kind="stable").index]
+    winner = ranked[0]
+    if len(ranked) == 1:
+        return Found(winner, None, [], False, None, f"Only one group ({winner}): nothing to compare it with.")
+    results = compare_pairs(winner, ranked[1:], resampled)
+    unit = "run" if table["configs"].max() > 1 else "seed"
+    first = results[0]
+    m_a, m_b = table.loc[winner, "mean"], table.loc[first.b, "mean"]
+    verb = "beats" if first.distinguishable else "ties with" if m_a == m_b else "leads"
+    headline = (
+        f"{winner} {verb} runner-up {first.b} on {describe}: mean {m_a:.4f} vs {m_b:.4f}, "
+        f"P({winner} > {first.b}) = {first.p_improvement:.2f}; {seeds_clause(first, unit)}."
+    )
+    lines = [headline, *(describe_pair(r, len(results) > 1) for r in results)]
+    if len(results) > 1:
+        lines.append(f"Holm's correction over {len(results)} comparisons: intervals at the adjusted levels.")
+    needed = None if first.distinguishable else first.seeds_needed
+    return Found(winner, first.b, results, first.distinguishable, needed, "\n".join(lines))
+
+
+def improvement_table(per_run: pd.DataFrame, groups: list[str]) -> pd.DataFrame:
+    """P(row > column) for every two groups: paired by seed where both ran the same seeds, else all pairs."""
+    values = {g: per_run[(per_run["group"] == g) & per_run["value"].notna()] for g in groups}
+    matrix = pd.DataFrame(np.nan, index=groups, columns=groups, dtype=float)
+    for a in groups:
+        for b in groups:
+            if a == b:
+                continue
+            va, vb = values[a]["value"].to_numpy(float), values[b]["value"].to_numpy(float)
+            pair = stats.pair_by_seed(va, values[a]["seed"].to_numpy(str), vb, values[b]["seed"].to_numpy(str))
+            if len(va) and len(vb):
+                matrix.loc[a, b] = stats.probability_of_improvement(*(pair or (va, vb)), paired=pair is not None)
+    return matrix
+
+
+def expected_best_table(per_run: pd.DataFrame) -> pd.DataFrame:
+    """Expected best value against the number of trials (configs, each its mean over seeds) for each group
+    and for all trials together (group "all")."""
+    configs = per_run.dropna(subset=["value"]).groupby(["group", "stratum"], sort=False)["value"].mean()
+    parts = []
+    for group, values in [("all", configs), *configs.groupby(level="group")]:
+        expected = stats.expected_max(values.to_numpy(float))
+        parts.append(
+            pd.DataFrame({"group": group, "trials": np.arange(1, len(expected) + 1), "expected_best": expected})
+        )
+    return pd.concat(parts, ignore_index=True)
