@@ -107,7 +107,10 @@ def test_a_signal_mid_run_ends_it_killed_keeping_its_epochs(signum, tmp_path, st
         output, _ = proc.communicate(timeout=60)
     finally:
         proc.kill()
-    assert proc.returncode != 0
+    assert proc.returncode == 128 + signum, output[-2000:]  # as a shell reports a process its signal ended
+    name = "SIGTERM" if signum == signal.SIGTERM else "Ctrl-C"
+    assert output.strip().splitlines()[-1].startswith(f"sweeplab: stopped by {name}: "), output[-2000:]
+    assert "Traceback" not in output, output[-3000:]
     stored = client.get_run(run.info.run_id)
     assert stored.info.status == "KILLED", output[-2000:]
     assert (

@@ -24,3 +24,15 @@ def fail(error: SweeplabError | str, prog: str = PROG, status: int | None = None
     """Show `error` in one line and exit (a plain message is refused input: status 2)."""
     error_line(error, prog)
     sys.exit(status if status is not None else exit_status(error) if isinstance(error, BaseException) else 2)
+
+
+def stopped(interrupt: KeyboardInterrupt, prog: str = PROG) -> int:
+    """Ctrl-C or SIGTERM, once its runs are ended KILLED: one line instead of a traceback; the status a shell
+    gives a process its signal ended (130, 143)."""
+    signal_name = "SIGTERM" if "SIGTERM" in str(interrupt) else "Ctrl-C"
+    print(
+        f"{prog}: stopped by {signal_name}: what was training ended KILLED, its epochs kept; the same command resumes",
+        file=sys.stderr,
+        flush=True,
+    )
+    return 143 if signal_name == "SIGTERM" else 130

@@ -17,7 +17,7 @@ from omegaconf import DictConfig
 
 from sweeplab import compat
 from sweeplab.backend import quiet_start, select_backend
-from sweeplab.cli import fail
+from sweeplab.cli import fail, stopped
 from sweeplab.config import CONF_DIR, register_configs
 from sweeplab.errors import SweeplabError
 from sweeplab.perf.process import exit_quickly, pause_gc
@@ -117,4 +117,6 @@ def run(app: Callable[[], Any] | None = None) -> NoReturn:
         (app or main)()
     except SystemExit as done:
         exit_quickly(done.code)
+    except KeyboardInterrupt as interrupt:  # Ctrl-C or SIGTERM: the runs and the study are closed by now
+        exit_quickly(stopped(interrupt))
     exit_quickly(1 if last_outcome() not in (None, "FINISHED") else 0)
