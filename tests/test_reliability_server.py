@@ -49,6 +49,15 @@ def wait_for_second_job(client: MlflowClient, process: subprocess.Popen) -> None
     raise AssertionError("the sweep did not reach its second job")
 
 
+def started(args: list[str], folder: Path, env: dict[str, str], log) -> subprocess.Popen:
+    """sweep.py with `args` in the background, its errors to `log`."""
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / "sweep.py"), *args],
+        cwd=folder, env={**os.environ, "PYTHONUNBUFFERED": "1", **env},
+        stdout=subprocess.DEVNULL, stderr=log, text=True,
+    )  # fmt: skip
+
+
 @pytest.mark.slow
 def test_server_stopped_mid_sweep_then_resumed(tmp_path: Path) -> None:
     folder, port = tmp_path / "server", free_port()
@@ -59,11 +68,7 @@ def test_server_stopped_mid_sweep_then_resumed(tmp_path: Path) -> None:
     try:
         client = MlflowClient(tracking_uri=server.url)
         with (tmp_path / "lost.log").open("w+") as log:
-            process = subprocess.Popen(
-                [sys.executable, str(ROOT / "sweep.py"), *SWEEP],
-                cwd=tmp_path, env={**os.environ, "PYTHONUNBUFFERED": "1", **env},
-                stdout=subprocess.DEVNULL, stderr=log, text=True,
-            )  # fmt: skip
+            process = started(SWEEP, tmp_path, env, log)
             try:
                 wait_for_second_job(client, process)
                 first_finished = {r.info.run_id for r in jobs(client) if r.info.status == "FINISHED"}
@@ -146,11 +151,7 @@ def test_server_stopped_mid_search_then_resumed(tmp_path: Path) -> None:
     try:
         client = MlflowClient(tracking_uri=server.url)
         with (tmp_path / "lost.log").open("w+") as log:
-            process = subprocess.Popen(
-                [sys.executable, str(ROOT / "sweep.py"), *SEARCH],
-                cwd=tmp_path, env={**os.environ, "PYTHONUNBUFFERED": "1", **env},
-                stdout=subprocess.DEVNULL, stderr=log, text=True,
-            )  # fmt: skip
+            process = started(SEARCH, tmp_path, env, log)
             try:
                 first_finished, interrupted = wait_for_second_trial(client, process)
                 os.killpg(server.process.pid, signal.SIGKILL)  # at once, while the trial still trains
