@@ -260,30 +260,20 @@ def sibling_points(client: Any, parent_run_id: str, key: str) -> Any | None:
     return _points(rows, ["run_id", "step", "value"])
 
 
-def server_history_bulk(tracking_uri: str, run_ids: list[str], key: str) -> Any:
+def server_history_bulk(tracking_uri: str, run_ids: list[str], key: str, options: dict[str, Any]) -> Any:
     """(run_id, step, value) of metric `key` for these runs from a tracking server, 100 runs a request.
 
     The endpoint is the one MLflow's UI reads charts from (`metrics/get-history-bulk`), not part of its
-    documented REST API; credentials are MLflow's own environment variables.
+    documented REST API; `options` are requests' login and TLS options (sweeplab.tracking.store.request_options).
     """
-    import os
-
     import pandas as pd
     import requests
 
-    auth = None
-    if os.environ.get("MLFLOW_TRACKING_USERNAME"):
-        auth = (os.environ["MLFLOW_TRACKING_USERNAME"], os.environ.get("MLFLOW_TRACKING_PASSWORD", ""))
-    headers = (
-        {"Authorization": f"Bearer {os.environ['MLFLOW_TRACKING_TOKEN']}"}
-        if os.environ.get("MLFLOW_TRACKING_TOKEN")
-        else {}
-    )
     rows: list[tuple] = []
     url = tracking_uri.rstrip("/") + "/ajax-api/2.0/mlflow/metrics/get-history-bulk"
     for start in range(0, len(run_ids), 100):
         params = [("run_id", r) for r in run_ids[start : start + 100]] + [("metric_key", key)]
-        response = requests.get(url, params=params, auth=auth, headers=headers, timeout=30)
+        response = requests.get(url, params=params, timeout=30, **options)
         response.raise_for_status()
         rows += [(m["run_id"], m["step"], float(m["value"])) for m in response.json().get("metrics", [])]
     return pd.DataFrame(rows, columns=["run_id", "step", "value"])

@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 
 from sweeplab import compat
-from sweeplab.tracking import tags
+from sweeplab.tracking import store, tags
 
 COLUMNS = ["run_id", "step", "value"]
 CLOCK_SLACK_MS = 5_000  # a sibling started on another machine may carry a start time a little behind ours
@@ -69,7 +69,7 @@ class SiblingReader:
         if not run_ids:
             return pd.DataFrame(columns=COLUMNS)
         if self.client.tracking_uri.startswith(("http://", "https://")):
-            return compat.server_history_bulk(self.client.tracking_uri, run_ids, self.key)
+            return compat.server_history_bulk(self.client.tracking_uri, run_ids, self.key, store.request_options())
         rows = [(r, m.step, m.value) for r in run_ids for m in self.client.get_metric_history(r, self.key)]
         return pd.DataFrame(rows, columns=COLUMNS)
 

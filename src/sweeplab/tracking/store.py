@@ -76,7 +76,7 @@ def unreachable(uri: str, timeout: float = 2.0) -> str | None:
     return None
 
 
-def _credentials() -> dict[str, Any]:
+def request_options() -> dict[str, Any]:
     """requests' options for the login MLflow's client uses (its documented MLFLOW_TRACKING_* variables)."""
     options: dict[str, Any] = {}
     user, password = os.environ.get("MLFLOW_TRACKING_USERNAME"), os.environ.get("MLFLOW_TRACKING_PASSWORD")
@@ -104,7 +104,7 @@ def check_access(uri: str, experiment: str, timeout: float) -> None:
         return
     import requests
 
-    options, base, where = _credentials(), uri.rstrip("/"), shown(uri)
+    options, base, where = request_options(), uri.rstrip("/"), shown(uri)
     user = os.environ.get("MLFLOW_TRACKING_USERNAME", "")
 
     def get(path: str, **params: str) -> requests.Response:
