@@ -10,15 +10,11 @@ import math
 
 import numpy as np
 
+from sweeplab.compare.stats import iqm
+
 # The per-run metrics a config's run aggregates over its seeds.
 AGGREGATED = ("val_accuracy", "val_loss", "test_accuracy", "test_loss")
 CONFIDENCE = 0.95
-
-
-def interquartile_mean(values: np.ndarray) -> float:
-    """The mean of the middle half (rliable's IQM, scipy's trim_mean(0.25)): robust to one lucky seed."""
-    cut = int(0.25 * len(values))
-    return float(np.sort(values)[cut : len(values) - cut].mean())
 
 
 def t_quantile(p: float, dof: int) -> float:
@@ -37,7 +33,7 @@ def summarize(values: list[float]) -> dict[str, float]:
     mean = float(finite.mean())
     std = float(finite.std(ddof=1)) if n > 1 else math.nan
     half = t_quantile(0.5 + CONFIDENCE / 2, n - 1) * std / math.sqrt(n) if n > 1 else math.nan
-    return {"mean": mean, "iqm": interquartile_mean(finite), "std": std, "ci_low": mean - half, "ci_high": mean + half}
+    return {"mean": mean, "iqm": iqm(finite), "std": std, "ci_low": mean - half, "ci_high": mean + half}
 
 
 def aggregate_metrics(per_seed: list[dict[str, float]]) -> dict[str, float]:
