@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -110,6 +111,16 @@ def run_cli(
         text=True,
         timeout=timeout,
     )
+
+
+@contextlib.contextmanager
+def tracking_server(folder: Path) -> Iterator[Any]:
+    """A real `mlflow server` on 127.0.0.1 for the test, its SQLite store, log and artifacts in `folder`."""
+    from sweeplab.tracking.ui import running_ui
+
+    store, artifacts = f"sqlite:///{folder / 'server.db'}", ("--artifacts-destination", str(folder / "artifacts"))
+    with running_ui(store, folder / "server.log", kind="server", extra_args=artifacts) as server:
+        yield server
 
 
 @pytest.fixture

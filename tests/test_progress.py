@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import LIGHT, ROOT, run_cli
+from conftest import LIGHT, ROOT, run_cli, tracking_server
 from sweeplab import progress
-from sweeplab.tracking.ui import run_link, running_ui
+from sweeplab.tracking.ui import run_link
 
 # 2,000 training images: 63 minibatches of 32, but 2 calls of fit (32 fused minibatches a step, 32 steps a call).
 SMALL = ["data.limit=2000", "tracking.log_model=false", *LIGHT]
@@ -121,10 +121,7 @@ def test_a_run_written_to_a_log_file_has_one_line_per_epoch_and_no_noise(tmp_pat
 
 @pytest.mark.slow
 def test_the_link_leads_to_the_tracking_server(tmp_path: Path) -> None:
-    artifacts = ("--artifacts-destination", str(tmp_path / "artifacts"))
-    with running_ui(
-        f"sqlite:///{tmp_path / 'server.db'}", tmp_path / "server.log", kind="server", extra_args=artifacts
-    ) as server:
+    with tracking_server(tmp_path) as server:
         done = run_cli([*SMALL, "epochs=1"], cwd=tmp_path, env={"MLFLOW_TRACKING_URI": server.url})
     assert done.returncode == 0, done.stderr[-3000:]
     links = re.findall(r"http://\S+", done.stdout + done.stderr)

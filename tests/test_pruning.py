@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from conftest import LIGHT, experiment_runs, require_module, run_cli
+from conftest import LIGHT, experiment_runs, require_module, run_cli, tracking_server
 from sweeplab.pruning.rule import Rule, best_so_far, decide
 
 TINY = ["data.limit=1000", "epochs=4", "training.verbose=0", "tracking.log_model=false", *LIGHT]
@@ -115,12 +115,7 @@ def test_joblib_jobs_judge_siblings_training_at_the_same_time(cli, client) -> No
 @pytest.mark.slow
 def test_a_sweep_on_a_tracking_server_prunes_from_the_servers_histories(tmp_path: Path) -> None:
     """Jobs that log to a server read their siblings there (in bulk, while the next epoch trains)."""
-    from sweeplab.tracking.ui import running_ui
-
-    artifacts = ("--artifacts-destination", str(tmp_path / "artifacts"))
-    with running_ui(
-        f"sqlite:///{tmp_path / 'server.db'}", tmp_path / "server.log", kind="server", extra_args=artifacts
-    ) as server:
+    with tracking_server(tmp_path) as server:
         args = ["-m", "lr=0.1,0.05,0.0002,0.0001", *PRUNE, "pruner.min_runs=2", *TINY]
         done = run_cli(args, cwd=tmp_path, env={"MLFLOW_TRACKING_URI": server.url})
         assert done.returncode == 0, done.stderr[-3000:]
