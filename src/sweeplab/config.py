@@ -28,21 +28,18 @@ KERAS_ACTIVATIONS = (
 
 # Training images each built-in dataset ships (Keras layout), to refuse a too-large data.limit early.
 DATASET_TRAIN_SIZES = {"fashion_mnist": 60_000, "mnist": 60_000}
+TASKS = ("classification", "regression")
 
 
-@dataclass
-class DataConfig:
-    name: str = "fashion_mnist"
-    path: str | None = None
-    limit: int | None = None
-    validation_size: int = 5000
-    class_names: list[str] = field(default_factory=list)
-
-
-@dataclass
-class ModelConfig:
-    units: list[int] | None = None
-    taper: float = 3.0
+# The MLP builder, the default model: its configs' identity is written as before models had a `_target_`.
+MLP_TARGET = "sweeplab.model.build_mlp"
+# Root keys that are short names of the MLP's own keys (`depth=3` is `model.depth=3`).
+MODEL_SHORTCUTS = ("activation", "depth", "width")
+# Data keys sweeplab reads itself; every other key of a data config with a `_target_` goes to the loader.
+DATA_KEYS = ("_target_", "name", "limit", "validation_size", "class_names", "task", "scale")
+# Keys added after stores were written, left out of a config's identity at these values so that the same
+# command keeps its hash.
+_IDENTITY_DEFAULTS = {"data": {"task": "classification", "scale": "auto"}}
 
 
 @dataclass
@@ -66,9 +63,17 @@ class TrackingConfig:
 
 
 @dataclass
+class ObjectiveConfig:
+    metric: str = "val_accuracy"
+    direction: str = "auto"
+
+
+@dataclass
 class SweeplabConfig:
-    data: DataConfig = field(default_factory=DataConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
+    # data and model are the user's: any keys, set by conf/data/*.yaml and conf/model/*.yaml.
+    data: Any = None
+    model: Any = None
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
     optimizer: Any = None
     training: TrainingConfig = field(default_factory=TrainingConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
@@ -87,15 +92,37 @@ class SweeplabConfig:
     force: bool = False
 
 
+def _stem(path: Any) -> str:
+    """`${stem:${data.path}}`: a file's name without its folder and suffix ('csv' while no file is given)."""
+    return Path(str(path)).stem if path else "csv"
+
+
 def register_configs() -> None:
     ConfigStore.instance().store(name="base_config", node=SweeplabConfig)
+    OmegaConf.register_new_resolver("stem", _stem, replace=True)
+
+
+def mlp_units(depth: int, width: int, taper: float, units: list[int] | None = None) -> list[int]:
+    """The MLP's hidden layer sizes: `units` if given, else width tapered by `taper` over depth layers."""
+    if units is not None:
+        return [int(u) for u in units]
+    return [max(1, round(width / taper**i)) for i in range(depth)]
+
+
+def is_mlp(cfg: DictConfig) -> bool:
+    """Whether the configured model is sweeplab's MLP (its hidden sizes, run names and tuner space)."""
+    return cfg.model.get("_target_") == MLP_TARGET
 
 
 def hidden_units(cfg: DictConfig) -> list[int]:
-    """Hidden layer sizes: model.units if given, else width tapered by model.taper over depth layers."""
-    if cfg.model.units is not None:
-        return [int(u) for u in cfg.model.units]
-    return [max(1, round(cfg.width / cfg.model.taper**i)) for i in range(cfg.depth)]
+    """The MLP's hidden layer sizes (model.units, else model.width tapered over model.depth layers)."""
+    model = cfg.model
+    return mlp_units(model.depth, model.width, model.taper, model.get("units"))
+
+
+def model_name(cfg: DictConfig) -> str:
+    """The builder's short name: `build_cnn` -> 'cnn', `mypkg.nets.small_net` -> 'small_net'."""
+    return str(cfg.model.get("_target_", "model")).rsplit(".", 1)[-1].removeprefix("build_")
 
 
 def learning_rate(cfg: DictConfig) -> float:
@@ -108,7 +135,8 @@ def optimizer_name(cfg: DictConfig) -> str:
 
 
 # Keys that change how or where a run is recorded, not what it computes.
-_NOT_IDENTITY = ("tracking", "force", "sweeps", "tuner", "pruner", "hydra")
+# The objective decides what a study compares, not what a run computes.
+_NOT_IDENTITY = ("tracking", "force", "sweeps", "tuner", "pruner", "objective", "hydra")
 # fused_steps and reuse_compiled give the same updates (tests/test_steps.py, tests/test_compiled.py): runs with
 # and without them are the same job.
 _NOT_IDENTITY_TRAINING = ("threads", "verbose", "fused_steps", "reuse_compiled")
@@ -125,10 +153,27 @@ def identity(cfg: DictConfig) -> dict[str, Any]:
         plain.pop(key, None)
     for key in _NOT_IDENTITY_TRAINING:
         plain.get("training", {}).pop(key, None)
+    for section, defaults in _IDENTITY_DEFAULTS.items():
+        for key, value in defaults.items():
+            if plain[section].get(key, value) == value:
+                plain[section].pop(key, None)
     plain["lr"] = learning_rate(cfg)
     plain["optimizer"]["learning_rate"] = plain["lr"]
-    plain["model"]["units"] = hidden_units(cfg)
+    _model_identity(cfg, plain)
     return plain
+
+
+def _model_identity(cfg: DictConfig, plain: dict[str, Any]) -> None:
+    """The model's keys as stores have them: a root shortcut counts at the root (whether set as `depth=3` or
+    `model.depth=3`) and only where the model has that key; the MLP without its `_target_`, by its sizes."""
+    model = plain["model"]
+    for key in MODEL_SHORTCUTS:
+        if key in model:
+            plain[key] = model.pop(key)
+        else:
+            plain.pop(key, None)
+    if model.get("_target_") == MLP_TARGET:
+        plain["model"] = {"units": hidden_units(cfg), "taper": float(model["taper"])}
 
 
 def config_hash(cfg: DictConfig) -> str:

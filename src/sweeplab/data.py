@@ -1,31 +1,25 @@
-"""Datasets in the Keras layout, split and scaled the way the baseline tutorial does it.
+"""A dataset as every run trains on it: train, validation and test arrays, scaled, with the task's targets.
 
-Raw arrays are decoded once per process and cached, so jobs that share a worker process (the joblib
-launcher reuses them) do not decode the same files again.
+The arrays come from a shipped dataset (Keras layout) or from the loader a data config names with
+`_target_` (shaped like keras.datasets' load_data()); the validation split, the scaling and the checks
+are the same for every source. Raw arrays are read once per process and cached, so jobs that share a
+worker process (the joblib launcher reuses them) do not read the same files again.
 """
 
 from __future__ import annotations
 
 import functools
-import gzip
-import os
-from dataclasses import dataclass
-from pathlib import Path
+import json
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
+from sweeplab.builder import locate, takes
+from sweeplab.config import DATA_KEYS
+from sweeplab.datasets import keras_cache_dir, load_raw
 from sweeplab.errors import ConfigError, DataError
-from sweeplab.validate import check_limit
-
-# File names Keras uses for the IDX datasets, in (x_train, y_train, x_test, y_test) order.
-IDX_FILES = (
-    "train-images-idx3-ubyte.gz",
-    "train-labels-idx1-ubyte.gz",
-    "t10k-images-idx3-ubyte.gz",
-    "t10k-labels-idx1-ubyte.gz",
-)
-NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
 
 
 @dataclass
@@ -39,6 +33,9 @@ class Dataset:
     x_test: np.ndarray
     y_test: np.ndarray
     class_names: list[str]
+    task: str = "classification"
+    features: list[str] | None = None  # a table's column names, in the model's input order
+    preprocessing: dict[str, Any] = field(default_factory=dict)  # what raw inputs need: scale, or mean and std
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -48,107 +45,149 @@ class Dataset:
     def num_classes(self) -> int:
         return len(self.class_names)
 
-
-def keras_cache_dir(name: str) -> Path:
-    """Where keras.datasets looks for `name` before downloading it."""
-    home = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras"))
-    return home / "datasets" / name.replace("_", "-")
-
-
-def _read_idx(path: Path, offset: int) -> np.ndarray:
-    try:
-        with gzip.open(path, "rb") as f:
-            return np.frombuffer(f.read(), np.uint8, offset=offset)
-    except (OSError, EOFError, ValueError) as err:
-        raise DataError(f"cannot read {path}: {err}; replace it with a good copy") from err
+    @property
+    def num_outputs(self) -> int:
+        """Units of the model's last layer: one per class, or one per regression target."""
+        if self.task == "classification":
+            return self.num_classes
+        return int(self.y_train.shape[1]) if self.y_train.ndim > 1 else 1
 
 
-def _load_idx_dir(folder: Path) -> tuple[np.ndarray, ...]:
-    missing = [f for f in IDX_FILES if not (folder / f).is_file()]
-    if missing:
-        raise DataError(f"{folder / missing[0]} is missing: the folder needs the four IDX files {', '.join(IDX_FILES)}")
-    arrays = []
-    for fname in IDX_FILES:
-        is_images = "images" in fname
-        flat = _read_idx(folder / fname, 16 if is_images else 8)
-        if is_images and flat.size % (28 * 28):
-            raise DataError(
-                f"cannot read {folder / fname}: not whole 28x28 images (truncated or corrupt); "
-                "replace it with a good copy"
-            )
-        arrays.append(flat.reshape(-1, 28, 28) if is_images else flat)
-    if len(arrays[0]) != len(arrays[1]) or len(arrays[2]) != len(arrays[3]):
-        raise DataError(f"{folder}: image and label counts differ; the files are corrupt or mismatched")
-    return tuple(arrays)
-
-
-def _load_npz(path: Path) -> tuple[np.ndarray, ...]:
-    try:
-        with np.load(path) as npz:
-            missing = [k for k in NPZ_KEYS if k not in npz.files]
-            if missing:
-                raise DataError(
-                    f"{path} lacks {', '.join(missing)}: an .npz in the Keras layout holds {', '.join(NPZ_KEYS)}"
-                )
-            return tuple(npz[k] for k in NPZ_KEYS)
-    except (OSError, ValueError, EOFError) as err:
-        raise DataError(f"cannot read {path}: {err}; give data.path an .npz in the Keras layout") from err
-
-
-def _load_from_keras(name: str) -> tuple[np.ndarray, ...]:
-    import keras
-
-    loader = {"fashion_mnist": keras.datasets.fashion_mnist, "mnist": keras.datasets.mnist}[name]
-    try:
-        (x_train, y_train), (x_test, y_test) = loader.load_data()
-    except Exception as err:  # noqa: BLE001 - Keras raises whatever its download raised
-        cache = keras_cache_dir(name)
-        raise DataError(
-            f"{name} is not in the Keras cache ({cache}) and could not be downloaded ({type(err).__name__}: "
-            f"{str(err).splitlines()[0] if str(err) else ''}). Offline, copy the dataset files into that "
-            f"folder (`make data` does it from ../shared/data) or set data.path=DIR_OR_NPZ"
-        ) from err
-    return x_train, y_train, x_test, y_test
+def loader_arguments(data: DictConfig) -> dict[str, Any]:
+    """What a data config's `_target_` is called with: its keys but those sweeplab reads itself."""
+    plain = OmegaConf.to_container(data, resolve=True)
+    assert isinstance(plain, dict)
+    return {k: v for k, v in plain.items() if k not in DATA_KEYS}
 
 
 @functools.lru_cache(maxsize=4)
-def load_raw(name: str, path: str | None) -> tuple[np.ndarray, ...]:
-    """(x_train, y_train, x_test, y_test) as uint8, from data.path or through keras.datasets."""
-    if path is None:
-        return _load_from_keras(name)
-    source = Path(path).expanduser()
-    if source.is_dir():
-        return _load_idx_dir(source)
-    if source.is_file():
-        return _load_npz(source)
-    raise DataError(
-        f"data.path={path} does not exist: give a folder with the four IDX .gz files or an .npz in the Keras layout"
-    )
+def _call_loader(target: str, arguments: str) -> tuple[tuple[np.ndarray, ...], list[str] | None]:
+    loader = locate("data._target_", target)
+    try:
+        loaded = loader(**json.loads(arguments))
+    except (TypeError, ValueError) as err:
+        raise DataError(f"data._target_={target} failed: {type(err).__name__}: {str(err).splitlines()[0]}") from err
+    try:
+        (x_train, y_train), (x_test, y_test) = loaded
+    except (TypeError, ValueError) as err:
+        raise DataError(
+            f"data._target_={target} returned {type(loaded).__name__}, not ((x_train, y_train), (x_test, y_test))"
+        ) from err
+    arrays = tuple(np.asarray(a) for a in (x_train, y_train, x_test, y_test))
+    for (x_name, x), (y_name, y) in (
+        ((f"x_{s}", arrays[i]), (f"y_{s}", arrays[i + 1])) for i, s in ((0, "train"), (2, "test"))
+    ):
+        if len(x) != len(y):
+            raise DataError(f"data._target_={target} returned {x_name} with {len(x)} rows but {y_name} with {len(y)}")
+    if arrays[0].shape[1:] != arrays[2].shape[1:]:
+        raise DataError(
+            f"data._target_={target} returned x_train of shape {arrays[0].shape} but x_test of shape {arrays[2].shape}"
+        )
+    return arrays, getattr(loaded, "features", None)
+
+
+def raw_arrays(data: DictConfig) -> tuple[tuple[np.ndarray, ...], list[str] | None]:
+    """(x_train, y_train, x_test, y_test) as the source gives them, and a table's feature names."""
+    target = data.get("_target_")
+    if target is None:
+        return load_raw(data.name, data.path), None
+    arguments = loader_arguments(data)
+    if takes(locate("data._target_", target), "task"):
+        arguments["task"] = data.get("task") or "classification"
+    return _call_loader(str(target), json.dumps(arguments, sort_keys=True))
+
+
+def validation_count(data: DictConfig, rows: int) -> int:
+    """data.validation_size as rows: a count, or a fraction of the training rows."""
+    size = data.validation_size
+    return max(1, round(rows * size)) if isinstance(size, float) and size < 1 else int(size)
+
+
+def check_limit(data: DictConfig, train_rows: int) -> None:
+    """data.limit counts training rows left after the validation split."""
+    n_valid = validation_count(data, train_rows)
+    available = train_rows - n_valid
+    if available < 1:
+        raise ConfigError(
+            f"data.validation_size={data.validation_size} leaves no training rows ({data.name} has {train_rows})"
+        )
+    if data.limit is not None and data.limit > available:
+        raise ConfigError(
+            f"data.limit={data.limit} is larger than the data: {data.name} has {available} "
+            f"training images after the {n_valid} validation images"
+        )
+
+
+def _classes(data: DictConfig, y_train: np.ndarray, y_test: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Class indices 0..K-1 and their names: integer labels as they are, any other labels by sorted value."""
+    names = [str(n) for n in data.get("class_names") or []]
+    if np.issubdtype(y_train.dtype, np.integer) and np.issubdtype(y_test.dtype, np.integer):
+        names = names or [str(c) for c in range(int(y_train.max()) + 1)]
+        labels = np.unique(np.concatenate([y_train, y_test]))
+        if labels.min() < 0 or labels.max() >= len(names):
+            raise ConfigError(
+                f"data.class_names has {len(names)} names but the labels of {data.name} "
+                f"run from {labels.min()} to {labels.max()}"
+            )
+        return y_train.astype(np.int64), y_test.astype(np.int64), names
+    values = np.unique(np.concatenate([y_train, y_test]).astype(str))
+    if names and len(names) != len(values):
+        raise ConfigError(f"data.class_names has {len(names)} names but {data.name} has {len(values)} label values")
+    index = {v: i for i, v in enumerate(values)}
+    to_index = np.vectorize(index.__getitem__, otypes=[np.int64])
+    return to_index(y_train.astype(str)), to_index(y_test.astype(str)), names or [str(v) for v in values]
+
+
+def _scaler(data: DictConfig, x_train: np.ndarray) -> dict[str, Any]:
+    """How inputs are scaled (data.scale): auto divides 8-bit images by 255, standardize uses the training
+    rows' mean and std per feature, a number divides by it, none keeps the values."""
+    scale = data.get("scale", "auto")
+    if scale == "auto":
+        return {"scale": 255.0} if x_train.dtype == np.uint8 else {}
+    if scale == "standardize":
+        mean = x_train.astype(np.float64).mean(axis=0)
+        std = x_train.astype(np.float64).std(axis=0)
+        return {"mean": mean.tolist(), "std": np.where(std > 0, std, 1.0).tolist()}
+    if scale == "none":
+        return {}
+    return {"scale": float(scale)}
+
+
+def preprocess(x: np.ndarray, preprocessing: dict[str, Any]) -> np.ndarray:
+    """Raw inputs as the model was trained on them (float32, scaled)."""
+    if "scale" in preprocessing:
+        return x.astype(np.float32) / np.float32(preprocessing["scale"])
+    if "mean" in preprocessing:
+        mean = np.asarray(preprocessing["mean"], dtype=np.float32)
+        return (x.astype(np.float32) - mean) / np.asarray(preprocessing["std"], dtype=np.float32)
+    return x.astype(np.float32)
 
 
 def load_dataset(data: DictConfig) -> Dataset:
-    """Split off the first `validation_size` training images, keep `limit` of the rest, scale to 0..1."""
-    x_train_full, y_train_full, x_test, y_test = load_raw(data.name, data.path)
+    """Split off the first `validation_size` training rows, keep `limit` of the rest, scale the inputs."""
+    (x_train_full, y_train_full, x_test, y_test), features = raw_arrays(data)
     check_limit(data, len(x_train_full))
-    n_valid = data.validation_size
+    n_valid = validation_count(data, len(x_train_full))
     stop = None if data.limit is None else n_valid + data.limit
-    class_names = list(data.class_names) or [str(c) for c in range(int(y_train_full.max()) + 1)]
-    labels = np.unique(np.concatenate([y_train_full, y_test]))
-    if labels.min() < 0 or labels.max() >= len(class_names):
-        raise ConfigError(
-            f"data.class_names has {len(class_names)} names but the labels of {data.name} "
-            f"run from {labels.min()} to {labels.max()}"
-        )
+    task = data.get("task") or "classification"
+    if task == "classification":
+        y_train_full, y_test, class_names = _classes(data, y_train_full, y_test)
+    else:
+        y_train_full, y_test, class_names = y_train_full.astype(np.float32), y_test.astype(np.float32), []
     # float32 once, here: Keras would otherwise cast float64 batches on every step.
-    scale = np.float32(255)
+    preprocessing = _scaler(data, x_train_full[n_valid:stop])
+    target = data.get("_target_")
     return Dataset(
         name=data.name,
-        source=str(data.path or keras_cache_dir(data.name)),
-        x_train=x_train_full[n_valid:stop].astype(np.float32) / scale,
-        y_train=y_train_full[n_valid:stop].astype(np.int64),
-        x_valid=x_train_full[:n_valid].astype(np.float32) / scale,
-        y_valid=y_train_full[:n_valid].astype(np.int64),
-        x_test=x_test.astype(np.float32) / scale,
-        y_test=y_test.astype(np.int64),
+        source=str(data.get("path") or target or keras_cache_dir(data.name)),
+        x_train=preprocess(x_train_full[n_valid:stop], preprocessing),
+        y_train=y_train_full[n_valid:stop],
+        x_valid=preprocess(x_train_full[:n_valid], preprocessing),
+        y_valid=y_train_full[:n_valid],
+        x_test=preprocess(x_test, preprocessing),
+        y_test=y_test,
         class_names=class_names,
+        task=task,
+        features=features,
+        preprocessing=preprocessing,
     )

@@ -12,13 +12,22 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+# Per-epoch columns that are not the model's figures.
+NOT_CURVES = ("learning_rate", "epoch_time")
+
+
+def unit_range(names: Collection[str]) -> tuple[float, float] | None:
+    """y from 0 to 1 for accuracies (as the tutorial draws them); losses and errors get their own range."""
+    return (0, 1) if all("accuracy" in n or n in ("loss", "val_loss") for n in names) else None
+
 
 def plot_learning_curves(history: pd.DataFrame, path: Path, title: str = "") -> Path:
-    """loss, accuracy, val_loss, val_accuracy per epoch on one figure, y from 0 to 1, grid (as the seed)."""
-    columns = [c for c in ("loss", "accuracy", "val_loss", "val_accuracy") if c in history]
+    """The loss and the task's metrics per epoch, training and validation, on one figure with a grid (as the
+    tutorial: loss, accuracy, val_loss, val_accuracy from 0 to 1)."""
+    columns = [c for c in history if c not in NOT_CURVES]
     frame = history[columns].copy()
     frame.index = np.arange(1, len(frame) + 1)
-    ax = frame.plot(figsize=(8, 5), grid=True, ylim=(0, 1), title=title or None)
+    ax = frame.plot(figsize=(8, 5), grid=True, ylim=unit_range(columns), title=title or None)
     ax.set_xlabel("epoch")
     ax.figure.tight_layout()
     ax.figure.savefig(path, dpi=100)
@@ -62,7 +71,9 @@ def plot_curves(
             ax.plot(curve.index[-1:], curve.values[-1:], marker="x", markersize=9, color=line.get_color())
         else:
             ax.plot(curve.index, curve.values, marker="o", markersize=3, label=label)
-    ax.set(xlabel="epoch", ylabel=ylabel, title=title, ylim=(0, 1))
+    ax.set(xlabel="epoch", ylabel=ylabel, title=title)
+    if "accuracy" in ylabel:
+        ax.set_ylim(0, 1)
     ax.grid(True)
     if curves:
         ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))

@@ -13,8 +13,8 @@ import pandas as pd
 from omegaconf import DictConfig
 
 from sweeplab.backend import configure_threads, fresh_start
-from sweeplab.config import hidden_units
 from sweeplab.data import Dataset, load_dataset
+from sweeplab.objective import compile_settings
 from sweeplab.perf import compiled_cache
 from sweeplab.perf.fused_steps import fit_batch_size, fuse_steps
 from sweeplab.tracking import artifacts, runs, store
@@ -36,16 +36,23 @@ class RunResult:
     pruned_at: int | None = None  # the last epoch trained, when the study's pruner stopped the run early
 
 
+def build(cfg: DictConfig, data: Dataset) -> Any:
+    """The configured model for `data`, uncompiled, from fresh weights (the current seed's)."""
+    from sweeplab.builder import build_model
+
+    return build_model(cfg, data.input_shape, data.num_outputs, data.task)
+
+
 def compile_model(cfg: DictConfig, data: Dataset) -> Any:
-    """The configured MLP, compiled as the run trains it."""
-    from sweeplab.model import build_mlp
+    """The configured model, compiled as the run trains it: the task's loss and metrics, sweeplab's optimizer."""
     from sweeplab.optimizers import build_optimizer
 
-    model = build_mlp(data.input_shape, hidden_units(cfg), cfg.activation, data.num_classes)
+    model = build(cfg, data)
+    loss, metrics = compile_settings(data.task)
     model.compile(
         optimizer=build_optimizer(cfg),
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
+        loss=loss,
+        metrics=metrics,
         jit_compile=cfg.training.jit_compile,
         steps_per_execution=cfg.training.steps_per_execution,
     )
@@ -76,6 +83,12 @@ def fit(cfg: DictConfig, model: Any, data: Dataset, extra_callbacks: list | None
     return frame
 
 
+def test_metrics(model: Any, data: Dataset) -> dict[str, float]:
+    """The model's loss and the task's metrics on the test set, as test_loss, test_accuracy, ..."""
+    found = model.evaluate(data.x_test, data.y_test, batch_size=EVAL_BATCH_SIZE, verbose=0, return_dict=True)
+    return {f"test_{k}": float(v) for k, v in found.items()}
+
+
 def run(cfg: DictConfig, labels: dict[str, str] | None = None) -> RunResult:
     """Load data, train, evaluate and record everything in one MLflow run (`cfg` is validated already);
     `labels` add tags (a seed's run: its role)."""
@@ -86,30 +99,29 @@ def run(cfg: DictConfig, labels: dict[str, str] | None = None) -> RunResult:
     configure_threads(cfg.training.threads)
     fresh_start(cfg.seed)
     name = runs.run_name(cfg)
+    # Built before the run opens: a model that does not fit the data is refused in one line, no run made.
+    model = compiled_cache.take(cfg, data)
+    if model is None:
+        model = compile_model(cfg, data)
 
     with runs.tracked_run(name, {**runs.run_tags(cfg), **(labels or {})}) as active:
         run_id = active.info.run_id
         print(f"sweeplab: run '{name}' ({run_id}) in experiment '{cfg.tracking.experiment}'", flush=True)
         mlflow.log_params(runs.flat_params(cfg))
         artifacts.log_dataset(data)
-        model = compiled_cache.take(cfg, data)
-        if model is None:
-            model = compile_model(cfg, data)
 
         preparing = artifacts.prepare_model_logging() if cfg.tracking.log_model else None
         started = time.perf_counter()
         history = fit(cfg, model, data)
         train_time = time.perf_counter() - started
 
-        test = model.evaluate(data.x_test, data.y_test, batch_size=EVAL_BATCH_SIZE, verbose=0, return_dict=True)
-        metrics = {
-            "test_loss": float(test["loss"]),
-            "test_accuracy": float(test["accuracy"]),
+        final = {
+            **test_metrics(model, data),
             "param_count": float(model.count_params()),
             "train_time": train_time,
-            **{k: float(v) for k, v in history.iloc[-1].items()},
         }
-        mlflow.log_metrics({k: metrics[k] for k in ("test_loss", "test_accuracy", "param_count", "train_time")})
+        metrics = {**final, **{k: float(v) for k, v in history.iloc[-1].items()}}
+        mlflow.log_metrics(final)
         with tempfile.TemporaryDirectory() as tmp:
             samples = artifacts.log_outputs(cfg, model, data, history, Path(tmp), EVAL_BATCH_SIZE)
         if preparing is not None:
@@ -117,10 +129,11 @@ def run(cfg: DictConfig, labels: dict[str, str] | None = None) -> RunResult:
             artifacts.log_model(model, data.x_test[: max(1, cfg.training.predict_samples)])
     compiled_cache.keep(cfg, data, model)  # for the next job in this process, now that this run is recorded
 
-    print(samples[["index", "true", "predicted", "probability"]].to_string(index=False))
     print(
-        f"sweeplab: test_accuracy={metrics['test_accuracy']:.4f} test_loss={metrics['test_loss']:.4f} "
-        f"in {train_time:.1f} s -> {run_link(experiment_id, run_id)}",
-        flush=True,
+        samples[[c for c in ("index", "true", "predicted", "probability", "error") if c in samples]].to_string(
+            index=False
+        )
     )
+    shown = " ".join(f"{k}={v:.4f}" for k, v in final.items() if k.startswith("test_"))
+    print(f"sweeplab: {shown} in {train_time:.1f} s -> {run_link(experiment_id, run_id)}", flush=True)
     return RunResult(run_id, experiment_id, metrics, history, history.attrs.get("pruned_at"))

@@ -10,9 +10,14 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from sweeplab.config import DATASET_TRAIN_SIZES, KERAS_ACTIVATIONS
+from sweeplab.builder import check_importable
+from sweeplab.config import DATASET_TRAIN_SIZES, KERAS_ACTIVATIONS, TASKS, is_mlp
+from sweeplab.data import check_limit
 from sweeplab.errors import ConfigError
-from sweeplab.tuning.space import OBJECTIVES, validate_tuner
+from sweeplab.objective import epoch_metrics, task_of, validate_objective
+from sweeplab.tuning.space import validate_tuner
+
+CSV_LOADER = "sweeplab.datasets.load_csv"
 
 # Optimizer settings that are fractions in [0, 1).
 _FRACTION_PARAMS = ("momentum", "rho", "beta_1", "beta_2")
@@ -49,17 +54,7 @@ def validate(cfg: DictConfig) -> None:
     if cfg.lr is not None:
         _positive("lr", cfg.lr)
     _validate_optimizer(cfg.optimizer)
-    if cfg.model.units is not None:
-        if len(cfg.model.units) == 0:
-            raise ConfigError("model.units=[] is not allowed: give at least one hidden layer size")
-        for i, units in enumerate(cfg.model.units):
-            if not isinstance(units, int) or isinstance(units, bool) or units < 1:
-                raise ConfigError(f"model.units[{i}]={units} is not allowed: must be an integer >= 1")
-    else:
-        for key in ("depth", "width"):
-            if cfg[key] < 1:
-                raise ConfigError(f"{key}={cfg[key]} is not allowed: must be an integer >= 1")
-        _positive("model.taper", cfg.model.taper)
+    _validate_model(cfg)
     for key in ("epochs", "batch_size"):
         if cfg[key] < 1:
             raise ConfigError(f"{key}={cfg[key]} is not allowed: must be an integer >= 1")
@@ -67,49 +62,75 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError(f"seed={cfg.seed} is not allowed: must be an integer >= 0")
     if not 1 <= cfg.seeds <= MAX_SEEDS:
         raise ConfigError(f"seeds={cfg.seeds} is not allowed: must be an integer from 1 to {MAX_SEEDS}")
-    if cfg.activation not in KERAS_ACTIVATIONS:
-        raise ConfigError(
-            f"activation={cfg.activation} is not a Keras activation: use one of " + " ".join(KERAS_ACTIVATIONS)
-        )
     if cfg.backend not in ("tensorflow", "jax"):
         raise ConfigError(f"backend={cfg.backend} is not allowed: use tensorflow or jax")
     _validate_data(cfg.data)
+    validate_objective(cfg)
     _validate_training(cfg.training)
     if cfg.tuner is not None:
         validate_tuner(cfg)
     if cfg.get("pruner") is not None:
-        _validate_pruner(cfg.pruner)
+        _validate_pruner(cfg.pruner, epoch_metrics(task_of(cfg)))
+
+
+def _validate_model(cfg: DictConfig) -> None:
+    """The MLP's sizes; any model's builder importable and its activation a Keras one."""
+    model = cfg.model
+    if model is None or "_target_" not in model:
+        raise ConfigError("model is not set: choose model=mlp|cnn or a config of yours with a _target_ builder")
+    check_importable("model._target_", model._target_)
+    activation = model.get("activation")
+    if activation is not None and activation not in KERAS_ACTIVATIONS:
+        raise ConfigError(
+            f"activation={activation} is not a Keras activation: use one of " + " ".join(KERAS_ACTIVATIONS)
+        )
+    if not is_mlp(cfg):
+        return
+    if model.units is not None:
+        if len(model.units) == 0:
+            raise ConfigError("model.units=[] is not allowed: give at least one hidden layer size")
+        for i, units in enumerate(model.units):
+            if not isinstance(units, int) or isinstance(units, bool) or units < 1:
+                raise ConfigError(f"model.units[{i}]={units} is not allowed: must be an integer >= 1")
+    else:
+        for key in ("depth", "width"):
+            value = model[key]
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{key}={value} is not allowed: must be an integer >= 1")
+        _positive("model.taper", model.taper)
 
 
 def _validate_data(data: DictConfig) -> None:
-    if data.path is None and data.name not in DATASET_TRAIN_SIZES:
+    task = data.get("task") or "classification"
+    if task not in TASKS:
+        raise ConfigError(f"data.task={task} is not allowed: use {' or '.join(TASKS)}")
+    target = data.get("_target_")
+    if target is not None:
+        check_importable("data._target_", target)
+        if target == CSV_LOADER and (not data.get("path") or not data.get("target")):
+            raise ConfigError("data=csv needs data.path=FILE.csv and data.target=COLUMN (the column to predict)")
+    elif data.path is None and data.name not in DATASET_TRAIN_SIZES:
         raise ConfigError(
             f"data.name={data.name} is not a known dataset: use one of "
-            f"{' '.join(DATASET_TRAIN_SIZES)}, or give data.path=DIR_OR_NPZ"
+            f"{' '.join(DATASET_TRAIN_SIZES)}, give data.path=DIR_OR_NPZ, or a loader with data._target_"
         )
-    if data.validation_size < 1:
-        raise ConfigError(f"data.validation_size={data.validation_size} is not allowed: must be >= 1")
+    size = data.validation_size
+    if (
+        isinstance(size, bool)
+        or not isinstance(size, int | float)
+        or size <= 0
+        or (isinstance(size, float) and size >= 1)
+    ):
+        raise ConfigError(
+            f"data.validation_size={size} is not allowed: give a number of rows >= 1 or a fraction between 0 and 1"
+        )
     if data.limit is not None:
         if data.limit < 1:
             raise ConfigError(
                 f"data.limit={data.limit} is not allowed: must be an integer >= 1 (or null for all training images)"
             )
-        if data.path is None:
+        if data.path is None and target is None:
             check_limit(data, DATASET_TRAIN_SIZES[data.name])
-
-
-def check_limit(data: DictConfig, train_images: int) -> None:
-    """data.limit counts training images left after the validation split."""
-    available = train_images - data.validation_size
-    if available < 1:
-        raise ConfigError(
-            f"data.validation_size={data.validation_size} leaves no training images ({data.name} has {train_images})"
-        )
-    if data.limit is not None and data.limit > available:
-        raise ConfigError(
-            f"data.limit={data.limit} is larger than the data: {data.name} has {available} "
-            f"training images after the {data.validation_size} validation images"
-        )
 
 
 def _validate_training(training: DictConfig) -> None:
@@ -124,7 +145,7 @@ def _validate_training(training: DictConfig) -> None:
         raise ConfigError(f"training.verbose={training.verbose} is not allowed: use auto, 0, 1 or 2")
 
 
-def _validate_pruner(pruner: DictConfig) -> None:
+def _validate_pruner(pruner: DictConfig, per_epoch: list[str]) -> None:
     from sweeplab.pruning.rule import KINDS
 
     if pruner.get("kind") not in KINDS:
@@ -133,8 +154,11 @@ def _validate_pruner(pruner: DictConfig) -> None:
         value = pruner[key]
         if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
             raise ConfigError(f"pruner.{key}={value} is not allowed: must be an integer >= {minimum}")
-    if pruner.objective not in OBJECTIVES:
-        raise ConfigError(f"pruner.objective={pruner.objective} is not allowed: use one of {' '.join(OBJECTIVES)}")
+    if pruner.objective not in per_epoch:
+        raise ConfigError(
+            f"pruner.objective={pruner.objective} is not allowed: pruning compares a per-epoch metric, "
+            f"one of {' '.join(per_epoch)}"
+        )
     percentile = pruner.percentile
     if isinstance(percentile, bool) or not isinstance(percentile, int | float) or not 0 <= percentile <= 100:
         raise ConfigError(f"pruner.percentile={percentile} is not allowed: must be a number from 0 to 100")

@@ -20,6 +20,7 @@ from sweeplab.backend import quiet_start, select_backend
 from sweeplab.cli import fail, stopped
 from sweeplab.config import CONF_DIR, register_configs
 from sweeplab.errors import SweeplabError
+from sweeplab.objective import objective_of
 from sweeplab.perf.process import exit_quickly, pause_gc
 from sweeplab.signals import handle_signals
 from sweeplab.tracking.store import check_store
@@ -78,7 +79,7 @@ compat.wrap_hydra_error_report(_report)
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
 def main(cfg: DictConfig) -> float:
-    """Train one configured run (or search, or a study's job) and return its val_accuracy for sweepers."""
+    """Train one configured run (or search, or a study's job) and return its objective for sweepers."""
     global _in_job
     _in_job = True
     quiet_start()  # again: a launcher's worker process starts here
@@ -102,7 +103,7 @@ def main(cfg: DictConfig) -> float:
         result = run_config(cfg)
     except SweeplabError as err:
         fail(err)
-    return result.metrics["val_accuracy"]
+    return result.metrics.get(objective_of(cfg).metric, float("nan"))
 
 
 def run(app: Callable[[], Any] | None = None) -> NoReturn:

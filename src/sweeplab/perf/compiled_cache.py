@@ -15,7 +15,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from sweeplab.config import hidden_units
+from sweeplab.builder import builder_arguments
 from sweeplab.data import Dataset
 
 _kept: tuple[str, Any] | None = None  # (compile_key, compiled model) of the last run that ended well
@@ -32,9 +32,9 @@ def compile_key(cfg: DictConfig, data: Dataset) -> str:
     key = {
         "backend": keras.backend.backend(),
         "input_shape": list(data.input_shape),
-        "num_classes": data.num_classes,
-        "units": hidden_units(cfg),
-        "activation": cfg.activation,
+        "num_outputs": data.num_outputs,
+        "task": data.task,
+        "model": [str(cfg.model.get("_target_")), builder_arguments(cfg)],
         "optimizer": optimizer,
         "batch_size": cfg.batch_size,
         "steps": {k: cfg.training[k] for k in ("jit_compile", "fused_steps", "steps_per_execution")},
@@ -82,10 +82,10 @@ def _reusable(cfg: DictConfig) -> bool:
 
 
 def _reset(model: Any, cfg: DictConfig, data: Dataset) -> None:
-    from sweeplab.model import build_mlp
+    from sweeplab.builder import build_model
     from sweeplab.optimizers import build_optimizer
 
-    fresh = build_mlp(data.input_shape, hidden_units(cfg), cfg.activation, data.num_classes)
+    fresh = build_model(cfg, data.input_shape, data.num_outputs, data.task)
     model.set_weights(fresh.get_weights())
     optimizer = build_optimizer(cfg)  # this job's learning rate, and the optimizer's initial state
     optimizer.build(model.trainable_variables)

@@ -9,16 +9,20 @@ from typing import Any
 import keras
 from omegaconf import DictConfig
 
+from sweeplab.objective import Objective, objective_of
 from sweeplab.perf.process import in_background
 from sweeplab.pruning.rule import Decision, Rule, best_so_far, decide
 from sweeplab.pruning.siblings import SiblingReader, sibling_bests
 from sweeplab.tracking import tags
 
 
-def rule_of(pruner: DictConfig) -> Rule:
-    """The rule of a `pruner` config node (median: the 50th percentile)."""
+def rule_of(pruner: DictConfig, objective: Objective | None = None) -> Rule:
+    """The rule of a `pruner` config node (median: the 50th percentile), in the study objective's direction
+    when it prunes on that metric."""
     percentile = 50.0 if pruner.kind == "median" else float(pruner.percentile)
-    return Rule(str(pruner.objective), percentile, int(pruner.warmup_epochs), int(pruner.min_runs))
+    metric = str(pruner.objective)
+    direction = objective.direction if objective is not None and objective.metric == metric else "auto"
+    return Rule(metric, percentile, int(pruner.warmup_epochs), int(pruner.min_runs), direction)
 
 
 class PruneBySiblings(keras.callbacks.Callback):
@@ -111,4 +115,4 @@ def pruning_callbacks(cfg: DictConfig) -> list[keras.callbacks.Callback]:
     parent = parent_run_id()
     if cfg.get("pruner") is None or parent is None:
         return []
-    return [PruneBySiblings(rule_of(cfg.pruner), parent)]
+    return [PruneBySiblings(rule_of(cfg.pruner, objective_of(cfg)), parent)]

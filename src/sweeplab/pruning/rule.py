@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sweeplab.objective import lower_is_better
+
 KINDS = ("median", "percentile")
 
 
@@ -22,11 +24,13 @@ class Rule:
     percentile: float = 50.0  # the top share of siblings a job must reach to go on (50: the median)
     warmup_epochs: int = 3
     min_runs: int = 3
+    direction: str = "auto"  # max, min, or auto: inferred from the name as Keras Tuner does
 
     @property
     def maximize(self) -> bool:
-        """The direction, inferred from the name as Keras Tuner does: losses go down, the rest up."""
-        return "loss" not in self.objective
+        if self.direction == "auto":
+            return not lower_is_better(self.objective)
+        return self.direction == "max"
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,15 @@ import numpy as np
 
 from sweeplab.compare.stats import iqm
 
-# The per-run metrics a config's run aggregates over its seeds.
-AGGREGATED = ("val_accuracy", "val_loss", "test_accuracy", "test_loss")
+# The per-run metrics a config's run aggregates over its seeds: every validation and test figure.
+AGGREGATED_PREFIXES = ("val_", "test_")
+
+
+def aggregated(metrics: dict[str, float]) -> dict[str, float]:
+    """The validation and test figures of one seed's run (val_accuracy, test_loss, val_mae, ...)."""
+    return {k: v for k, v in metrics.items() if k.startswith(AGGREGATED_PREFIXES)}
+
+
 CONFIDENCE = 0.95
 
 
@@ -40,7 +47,7 @@ def aggregate_metrics(per_seed: list[dict[str, float]]) -> dict[str, float]:
     """The config run's metrics: each aggregated metric's mean under its own name (what sweepers, the summary
     and the UI's charts read), and its `_iqm`, `_std`, `_ci_low`, `_ci_high`; `seeds_run` counts the seeds."""
     found: dict[str, float] = {"seeds_run": float(len(per_seed))}
-    for key in AGGREGATED:
+    for key in dict.fromkeys(k for m in per_seed for k in aggregated(m)):
         values = [m[key] for m in per_seed if key in m]
         if not values:
             continue

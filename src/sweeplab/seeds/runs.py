@@ -15,7 +15,8 @@ import pandas as pd
 from omegaconf import DictConfig
 
 from sweeplab.config import config_hash, seed_config, seed_list
-from sweeplab.seeds.aggregate import AGGREGATED, aggregate_metrics
+from sweeplab.objective import objective_of
+from sweeplab.seeds.aggregate import aggregate_metrics, aggregated
 from sweeplab.signals import raise_if_interrupted
 from sweeplab.tracking import runs, store, tags
 from sweeplab.tracking.ui import run_link
@@ -70,9 +71,10 @@ def run_seeds(cfg: DictConfig) -> RunResult:
                 break
         metrics = aggregate_metrics(rows)
         mlflow.log_metrics({**metrics, "train_time": time.perf_counter() - started})
-        table = pd.DataFrame(rows, columns=["seed", "run_id", "status", *AGGREGATED, "pruned"])
+        figures = list(dict.fromkeys(k for row in rows for k in aggregated(row)))
+        table = pd.DataFrame(rows, columns=["seed", "run_id", "status", *figures, "pruned"])
         mlflow.log_text(table.to_csv(index=False), "seeds.csv")
-    print(_closing_line(table, metrics, experiment_id, run_id), flush=True)
+    print(_closing_line(table, metrics, objective_of(cfg).metric, experiment_id, run_id), flush=True)
     return RunResult(run_id, experiment_id, metrics, table)
 
 
@@ -98,19 +100,21 @@ def _row(seed: int, run_id: str, status: str, metrics: dict, pruned: int | None,
         "seed": seed,
         "run_id": run_id,
         "status": status,
-        **{k: float(metrics[k]) for k in AGGREGATED if k in metrics},
+        **{k: float(v) for k, v in aggregated(metrics).items()},
         "pruned": pruned,
         "reason": reason,
     }
 
 
-def _closing_line(table: pd.DataFrame, metrics: dict, experiment_id: str, run_id: str) -> str:
+def _closing_line(table: pd.DataFrame, metrics: dict, metric: str, experiment_id: str, run_id: str) -> str:
     buffer = io.StringIO()
-    table[["seed", "status", "val_accuracy", "test_accuracy"]].to_string(buffer, index=False)
-    low, high = metrics.get("val_accuracy_ci_low"), metrics.get("val_accuracy_ci_high")
+    shown = [c for c in ("seed", "status", metric, "test_" + metric.removeprefix("val_")) if c in table]
+    table[list(dict.fromkeys(shown))].to_string(buffer, index=False)
+    low, high = metrics.get(f"{metric}_ci_low"), metrics.get(f"{metric}_ci_high")
     interval = f", 95% interval {low:.4f} to {high:.4f}" if low is not None and high is not None else ""
+    nan = float("nan")
     return (
-        f"{buffer.getvalue()}\nsweeplab: {len(table)} seeds: val_accuracy mean {metrics['val_accuracy']:.4f} "
-        f"(std {metrics.get('val_accuracy_std', float('nan')):.4f}, IQM {metrics['val_accuracy_iqm']:.4f}{interval}) "
+        f"{buffer.getvalue()}\nsweeplab: {len(table)} seeds: {metric} mean {metrics.get(metric, nan):.4f} "
+        f"(std {metrics.get(f'{metric}_std', nan):.4f}, IQM {metrics.get(f'{metric}_iqm', nan):.4f}{interval}) "
         f"-> {run_link(experiment_id, run_id)}"
     )

@@ -2,10 +2,10 @@
 
 Every job writes sweeplab_job.json into its Hydra output folder (whatever process or machine runs it); the
 launching process reads those reports to build the study's summary (sweep.summary). Its return value is
-what the sweeper optimises: the job's val_accuracy (with seeds=N, the mean over its seeds, so a sweeper
-tunes a config, not a lucky seed). A failure is raised to Hydra, which records it in the job's return; the
-sweeper's own policy decides what comes next (Hydra's basic sweeper runs every job, Optuna's stops past
-hydra.sweeper.max_failure_rate).
+what the sweeper optimises: the job's objective (objective.metric, val_accuracy by default; with seeds=N,
+the mean over its seeds, so a sweeper tunes a config, not a lucky seed). A failure is raised to Hydra,
+which records it in the job's return; the sweeper's own policy decides what comes next (Hydra's basic
+sweeper runs every job, Optuna's stops past hydra.sweeper.max_failure_rate).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from sweeplab import compat, progress
 from sweeplab.cli import error_line
 from sweeplab.config import config_hash
 from sweeplab.errors import SweeplabError, one_line
+from sweeplab.objective import objective_of
 from sweeplab.perf import compiled_cache
 from sweeplab.perf.prewarm import worker_was_warmed
 from sweeplab.signals import raise_if_interrupted
@@ -73,7 +74,7 @@ def ended(tag: str, num: int, status: str, seconds: float, result: str) -> None:
 
 
 def run_job(cfg: DictConfig) -> float:
-    """Train one job of a study (or skip it) and return its val_accuracy; a failure is raised to Hydra."""
+    """Train one job of a study (or skip it) and return its objective; a failure is raised to Hydra."""
     from hydra.core.hydra_config import HydraConfig
 
     from sweeplab.backend import select_backend
@@ -103,6 +104,7 @@ def run_job(cfg: DictConfig) -> float:
         raise_if_interrupted()  # a signal whose exception was swallowed between jobs still stops the sweep
         if not grid:  # the grid's jobs were all checked before the first started
             validate(cfg)
+        objective = objective_of(cfg)
         identity = report["config_hash"] = config_hash(cfg)
         previous = None if cfg.force else finished_run(store.configure(cfg.tracking), identity)
         if previous is not None:
@@ -112,7 +114,7 @@ def run_job(cfg: DictConfig) -> float:
                 "(force=true reruns it)",
                 flush=True,
             )
-            return float(previous.data.metrics.get("val_accuracy", math.nan))
+            return float(previous.data.metrics.get(objective.metric, math.nan))
         if cfg.training.threads is None:
             cfg.training.threads = job_threads(study_size() or 0)
         raise_if_interrupted()
@@ -124,8 +126,9 @@ def run_job(cfg: DictConfig) -> float:
         with progress.labelled(tag, lines_only=str(hydra_cfg.launcher.get("_target_")) != compat.BASIC_LAUNCHER):
             result = run_config(cfg)
         report.update(run_id=result.run_id, reused_compiled=compiled_cache.last_take_reused())
-        ended(tag, num, "FINISHED", time.perf_counter() - started, f"val_accuracy={result.metrics['val_accuracy']:.4f}")
-        return result.metrics["val_accuracy"]
+        value = result.metrics.get(objective.metric, math.nan)
+        ended(tag, num, "FINISHED", time.perf_counter() - started, f"{objective.metric}={value:.4f}")
+        return value
     except BaseException as exc:
         # Ctrl-C or SIGTERM (signals.Terminated) kills the job; anything else fails it.
         killed = isinstance(exc, KeyboardInterrupt)

@@ -23,6 +23,7 @@ from omegaconf.errors import OmegaConfBaseException
 from sweeplab import compat
 from sweeplab.config import config_hash
 from sweeplab.errors import ConfigError, first_line
+from sweeplab.objective import Objective, objective_of
 from sweeplab.perf.prewarm import WarmUp
 from sweeplab.sweep.launchers import job_threads
 from sweeplab.validate import validate
@@ -53,6 +54,7 @@ class Plan:
     sweeper: str = "basic"
     identity: str = ""  # other sweepers: what makes two launches the same study
     warm_up: WarmUp | None = None  # what every job's process loads first, where they agree
+    objective: Objective = field(default_factory=Objective)  # what the jobs return, sort and pick the best by
 
     @property
     def key(self) -> str:
@@ -137,7 +139,12 @@ def plan(config: DictConfig) -> Plan:
         job_overrides = compat.basic_sweep_jobs(overrides) if grid else []
     except (HydraException, OmegaConfBaseException, ValueError) as err:
         raise ConfigError(f"the sweep cannot be expanded: {first_line(err)}") from err
-    common = {"axes": axes, "experiment": config.tracking.experiment, "directory": Path(config.hydra.sweep.dir)}
+    common = {
+        "axes": axes,
+        "experiment": config.tracking.experiment,
+        "directory": Path(config.hydra.sweep.dir),
+        "objective": objective_of(config),
+    }
     if not grid:
         return _open_plan(config, axes, common)
     if not job_overrides:
@@ -162,11 +169,13 @@ def plan(config: DictConfig) -> Plan:
 def _open_plan(config: DictConfig, axes: dict[str, str], common: dict) -> Plan:
     """Another sweeper's study: what it sweeps, how many trials it asks for, and its identity."""
     sweeper = config.hydra.sweeper
-    direction = str(sweeper.get("direction", "maximize")).rsplit(".", 1)[-1]
-    if direction == "minimize":
+    objective = objective_of(config)
+    wanted = "maximize" if objective.maximize else "minimize"
+    direction = str(sweeper.get("direction", wanted)).rsplit(".", 1)[-1]
+    if direction != wanted:
         raise ConfigError(
-            f"hydra.sweeper.direction={direction}: sweeplab's jobs return val_accuracy (higher is better); "
-            "add hydra.sweeper.direction=maximize"
+            f"hydra.sweeper.direction={direction}: sweeplab's jobs return {objective.describe()}; "
+            f"add hydra.sweeper.direction={wanted}"
         )
     if sweeper.get("storage") and target_name(sweeper) == "OptunaSweeper":
         raise ConfigError(

@@ -1,4 +1,4 @@
-"""A study's summary from what actually ran: one row per job, best val_accuracy first, printed, saved, logged.
+"""A study's summary from what actually ran: one row per job, best objective first, printed, saved, logged.
 
 The jobs' own reports (sweeplab_job.json in their output folders) say which run each job made or reused;
 MLflow says how those runs ended. A planned job that left no report (killed, never started) is looked up
@@ -17,6 +17,7 @@ from typing import Any
 import pandas as pd
 from mlflow.entities import Run
 
+from sweeplab.objective import Objective
 from sweeplab.sweep.job import REPORT_FILE
 from sweeplab.sweep.plan import Job, Plan
 from sweeplab.tracking import studies, tags
@@ -52,7 +53,7 @@ def job_run(study: Study, job: Job, report: dict) -> Run | None:
     return runs[0] if runs else None
 
 
-def job_row(study: Study, axes: list[str], job: Job, report: dict) -> dict:
+def job_row(study: Study, axes: list[str], job: Job, report: dict, objective: Objective) -> dict:
     values = dict(o.split("=", 1) for o in job.overrides if "=" in o)
     row: dict[str, Any] = {"job": job.num + 1, **{axis: values.get(axis) for axis in axes}}
     run = job_run(study, job, report)
@@ -73,39 +74,42 @@ def job_row(study: Study, axes: list[str], job: Job, report: dict) -> dict:
         status, note = SKIPPED, f"FINISHED earlier{earlier}"
     row.update(
         status=status,
-        val_accuracy=metrics.get("val_accuracy", math.nan),
-        test_accuracy=metrics.get("test_accuracy", math.nan),
+        **{name: metrics.get(name, math.nan) for name in (objective.metric, objective.test_metric)},
         duration_s=round((end - run.info.start_time) / 1000, 1),
         run_id=run.info.run_id,
         note=note,
         pruned=labels.get(tags.PRUNED),
         seeds=metrics.get("seeds_run") if tags.SEEDS in labels else None,
-        val_accuracy_std=metrics.get("val_accuracy_std"),
+        **{f"{objective.metric}_std": metrics.get(f"{objective.metric}_std")},
     )
     return row
 
 
-def summary_table(rows: list[dict], axes: list[str]) -> pd.DataFrame:
-    """One row per job, best val_accuracy first; jobs without a result last. With seeds=N, a job's figures are
+def summary_table(rows: list[dict], axes: list[str], objective: Objective) -> pd.DataFrame:
+    """One row per job, best objective first; jobs without a result last. With seeds=N, a job's figures are
     the means over its seeds, and the table says how many seeds and their std."""
     frame = pd.DataFrame(rows)
-    seeded = ["seeds", "val_accuracy_std"] if "seeds" in frame and frame["seeds"].notna().any() else []
-    columns = ["job", *axes, "status", "val_accuracy", *seeded, "test_accuracy", "duration_s", "run_id", "note"]
+    metric, spread = objective.metric, f"{objective.metric}_std"
+    seeded = ["seeds", spread] if "seeds" in frame and frame["seeds"].notna().any() else []
+    figures = [metric, *seeded, *([objective.test_metric] if objective.test_metric != metric else [])]
+    columns = ["job", *axes, "status", *figures, "duration_s", "run_id", "note"]
     table = frame.reindex(columns=[*columns, "pruned"])
     table["note"] = table["note"].fillna("")
     if seeded:
         table["seeds"] = table["seeds"].astype("Int64")
-    table = table.sort_values(["val_accuracy", "job"], ascending=[False, True], na_position="last")
-    return table.round({"val_accuracy": 4, "val_accuracy_std": 4, "test_accuracy": 4}).reset_index(drop=True)
+    table = table.sort_values([metric, "job"], ascending=[not objective.maximize, True], na_position="last")
+    return table.round({name: 4 for name in (metric, spread, objective.test_metric)}).reset_index(drop=True)
 
 
-def val_accuracy_curves(study: Study, table: pd.DataFrame, axes: list[str]) -> tuple[dict[str, pd.Series], set[str]]:
-    """Each job's val_accuracy per epoch (1-based), by label; and the labels of the pruned jobs."""
+def objective_curves(
+    study: Study, table: pd.DataFrame, axes: list[str], metric: str
+) -> tuple[dict[str, pd.Series], set[str]]:
+    """Each job's `metric` per epoch (1-based), by label; and the labels of the pruned jobs."""
     curves, pruned = {}, set()
     for row in table.to_dict("records"):
         if not isinstance(row.get("run_id"), str):
             continue
-        curve = _curve(study, row["run_id"], seeded=pd.notna(row.get("seeds")))
+        curve = _curve(study, row["run_id"], metric, seeded=pd.notna(row.get("seeds")))
         if len(curve):
             label = " ".join(f"{a}={row[a]}" for a in axes) or f"job {row['job']}"
             if isinstance(row.get("pruned"), str):
@@ -115,28 +119,31 @@ def val_accuracy_curves(study: Study, table: pd.DataFrame, axes: list[str]) -> t
     return curves, pruned
 
 
-def _curve(study: Study, run_id: str, seeded: bool) -> pd.Series:
-    """A job's val_accuracy per epoch (1-based); with seeds, the mean over its seeds' runs."""
+def _curve(study: Study, run_id: str, metric: str, seeded: bool) -> pd.Series:
+    """A job's `metric` per epoch (1-based); with seeds, the mean over its seeds' runs."""
     ids = [run_id]
     if seeded:  # its seeds' runs nested under it (seeds reused from elsewhere stay where they ran)
         nested = study.client.search_runs([study.experiment_id], f"tags.`{tags.PARENT}` = '{run_id}'")
         ids = [r.info.run_id for r in nested] or ids
     series = []
     for one in ids:
-        history = study.client.get_metric_history(one, "val_accuracy")
+        history = study.client.get_metric_history(one, metric)
         series.append(pd.Series({m.step + 1: m.value for m in history}, dtype=float))
     return pd.concat(series, axis=1).mean(axis=1).sort_index() if series else pd.Series(dtype=float)
 
 
-def counts_and_best(table: pd.DataFrame, axes: list[str]) -> tuple[dict[str, float], dict[str, str]]:
-    """The parent's metrics (job counts, best job's results) and tags (best run, failures)."""
+def counts_and_best(
+    table: pd.DataFrame, axes: list[str], objective: Objective
+) -> tuple[dict[str, float], dict[str, str]]:
+    """The parent's metrics (job counts, the best job's results: best_val_accuracy, ...) and tags (best run,
+    failures)."""
     metrics = studies.count_outcomes(table["status"])
     labels = {tags.ERROR: ""}  # cleared when a resumed sweep no longer fails
-    good = table[table["status"].isin(DONE) & table["val_accuracy"].notna()]
+    good = table[table["status"].isin(DONE) & table[objective.metric].notna()]
     if len(good):
         best = good.iloc[0]
-        metrics["best_val_accuracy"] = float(best["val_accuracy"])
-        metrics["best_test_accuracy"] = float(best["test_accuracy"])
+        for name in dict.fromkeys((objective.metric, objective.test_metric)):
+            metrics[f"best_{name}"] = float(best[name])
         labels.update(
             studies.best_labels(str(best["run_id"]), " ".join(f"{a}={best[a]}" for a in axes) or f"job {best['job']}")
         )
@@ -151,6 +158,7 @@ def failure_line(row: dict) -> str:
 
 
 def print_summary(plan: Plan, status: str, table: pd.DataFrame, metrics: dict, labels: dict) -> None:
+    names = dict.fromkeys((plan.objective.metric, plan.objective.test_metric))
     print(
         f"\nsweeplab: sweep '{plan.name}' {status}: "
         f"{metrics['jobs_finished']} of {len(table)} jobs finished "
@@ -161,10 +169,8 @@ def print_summary(plan: Plan, status: str, table: pd.DataFrame, metrics: dict, l
     with pd.option_context("display.width", 200, "display.max_columns", 20, "display.max_colwidth", 60):
         print(table.drop(columns=["run_id"]).to_string(index=False), flush=True)
     if tags.BEST_RUN in labels:
-        print(
-            f"sweeplab: best {labels[tags.BEST]}: val_accuracy={metrics['best_val_accuracy']:.4f} "
-            f"test_accuracy={metrics['best_test_accuracy']:.4f} (run {labels[tags.BEST_RUN]})"
-        )
+        figures = " ".join(f"{name}={metrics[f'best_{name}']:.4f}" for name in names)
+        print(f"sweeplab: best {labels[tags.BEST]}: {figures} (run {labels[tags.BEST_RUN]})")
     for row in table.to_dict("records"):
         if row["status"] not in DONE:
             print(f"sweeplab: {failure_line(row)}", file=sys.stderr, flush=True)
@@ -177,28 +183,30 @@ def summarize(study: Study, plan: Plan, reached_end: bool) -> str:
     from sweeplab.search_plot import plot_search
     from sweeplab.tables import markdown
 
-    axes = list(plan.axes)
-    table = summary_table([job_row(study, axes, job, report) for job, report in what_ran(plan, study)], axes)
+    axes, objective, metric = list(plan.axes), plan.objective, plan.objective.metric
+    rows = [job_row(study, axes, job, report, objective) for job, report in what_ran(plan, study)]
+    table = summary_table(rows, axes, objective)
     status = studies.final_status(table["status"], reached_end)
-    metrics, labels = counts_and_best(table, axes)
+    metrics, labels = counts_and_best(table, axes, objective)
 
     plan.directory.mkdir(parents=True, exist_ok=True)
-    files = [plan.directory / name for name in ("summary.csv", "summary.md", "val_accuracy.png", "trials.png")]
+    files = [plan.directory / name for name in ("summary.csv", "summary.md", f"{metric}.png", "trials.png")]
     table.to_csv(files[0], index=False)
     files[1].write_text(markdown(table))
     in_order = table.assign(trial=table["job"])
-    plot_search(in_order, "val_accuracy", files[3], f"{plan.name}: val_accuracy of each job", params=axes)
-    curves, pruned = val_accuracy_curves(study, table, axes)
-    plot_curves(curves, files[2], f"{plan.name}: val_accuracy per epoch", dashed=pruned)
+    title = f"{plan.name}: {metric} of each job"
+    plot_search(in_order, metric, files[3], title, params=axes, maximize=objective.maximize)
+    curves, pruned = objective_curves(study, table, axes, metric)
+    plot_curves(curves, files[2], f"{plan.name}: {metric} per epoch", ylabel=metric, dashed=pruned)
     print_summary(plan, status, table, metrics, labels)
     study.record(metrics, labels, files)
-    print_comparison(study.run_id, plan.axes, table)
+    print_comparison(study.run_id, plan.axes, table, objective)
     link = run_link(study.experiment_id, study.run_id, study.client.tracking_uri)
     print(f"sweeplab: parent run {study.run_id} -> {link}", flush=True)
     return status
 
 
-def print_comparison(parent: str, axes: dict[str, str], table: pd.DataFrame) -> None:
+def print_comparison(parent: str, axes: dict[str, str], table: pd.DataFrame, objective: Objective) -> None:
     """compare.py's report for the sweep, grouped by its first swept axis of listed values other than the
     seed (a sampled range, e.g. Optuna's interval, has a value per job: nothing to group)."""
     listed = [axis for axis, values in axes.items() if "(" not in values or values.startswith("choice(")]
@@ -208,6 +216,6 @@ def print_comparison(parent: str, axes: dict[str, str], table: pd.DataFrame) -> 
     from sweeplab.compare.runs import report_for_sweep
 
     try:
-        print(report_for_sweep(parent, by=by), flush=True)
+        print(report_for_sweep(parent, by=by, metric=objective.metric, maximize=objective.maximize), flush=True)
     except Exception as err:  # noqa: BLE001 - the sweep itself is done; a report problem must not fail it
         print(f"sweeplab: no comparison report ({type(err).__name__}: {err})", flush=True)

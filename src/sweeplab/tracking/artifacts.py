@@ -28,8 +28,19 @@ def numpy_digest(*arrays: Any) -> str:
     return compat.numpy_dataset_digest(arrays)
 
 
-def predictions_table(probabilities: np.ndarray, data: Dataset) -> pd.DataFrame:
-    """Class names and probabilities for the first test images (the tutorial's predict step)."""
+def predictions_table(outputs: np.ndarray, data: Dataset) -> pd.DataFrame:
+    """The first test rows' predictions (the tutorial's predict step): class names and probabilities, or
+    the regression targets' true and predicted values and the error."""
+    if data.task == "regression":
+        true = data.y_test[: len(outputs)].reshape(len(outputs), -1)
+        table = pd.DataFrame({"index": np.arange(len(outputs))})
+        for i in range(outputs.shape[1]):
+            suffix = "" if outputs.shape[1] == 1 else f"_{i}"
+            table[f"true{suffix}"] = true[:, i].round(4)
+            table[f"predicted{suffix}"] = outputs[:, i].astype(float).round(4)
+            table[f"error{suffix}"] = (outputs[:, i] - true[:, i]).astype(float).round(4)
+        return table
+    probabilities = outputs
     predicted = probabilities.argmax(axis=1)
     table = pd.DataFrame(
         {
@@ -99,7 +110,8 @@ def log_model(model: Any, example: np.ndarray) -> None:
 def log_outputs(
     cfg: DictConfig, model: Any, data: Dataset, history: pd.DataFrame, folder: Path, eval_batch_size: int
 ) -> pd.DataFrame:
-    """history.csv, curves, confusion matrix, sample predictions, model summary, resolved config."""
+    """history.csv, curves, confusion matrix (classification), sample predictions, model summary, resolved
+    config, and how raw inputs are scaled (preprocessing.json, which the logged model applies)."""
     import mlflow
 
     from sweeplab.plots import confusion_matrix, plot_confusion_matrix, plot_learning_curves
@@ -109,12 +121,13 @@ def log_outputs(
     title = run_name(cfg)
     plot_learning_curves(history, folder / "learning_curves.png", title)
 
-    probabilities = model.predict(data.x_test, batch_size=eval_batch_size, verbose=0)
-    matrix = confusion_matrix(data.y_test, probabilities.argmax(axis=1), data.num_classes)
-    pd.DataFrame(matrix, index=data.class_names, columns=data.class_names).to_csv(folder / "confusion_matrix.csv")
-    plot_confusion_matrix(matrix, data.class_names, folder / "confusion_matrix.png")
+    outputs = model.predict(data.x_test, batch_size=eval_batch_size, verbose=0)
+    if data.task == "classification":
+        matrix = confusion_matrix(data.y_test, outputs.argmax(axis=1), data.num_classes)
+        pd.DataFrame(matrix, index=data.class_names, columns=data.class_names).to_csv(folder / "confusion_matrix.csv")
+        plot_confusion_matrix(matrix, data.class_names, folder / "confusion_matrix.png")
 
-    samples = predictions_table(probabilities[: cfg.training.predict_samples], data)
+    samples = predictions_table(outputs[: cfg.training.predict_samples], data)
     samples.to_csv(folder / "predictions.csv", index=False)
 
     lines: list[str] = []

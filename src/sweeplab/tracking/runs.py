@@ -14,7 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 
 import sweeplab
 from sweeplab import compat
-from sweeplab.config import config_group, config_hash, hidden_units, learning_rate, optimizer_name
+from sweeplab.config import config_group, config_hash, hidden_units, is_mlp, learning_rate, model_name, optimizer_name
 from sweeplab.errors import ArtifactWriteError, TrackingLost, one_line
 from sweeplab.signals import signals_held
 from sweeplab.tracking import tags
@@ -26,9 +26,14 @@ if TYPE_CHECKING:
 
 
 def run_name(cfg: DictConfig) -> str:
-    """e.g. 'mlp 300-100 relu sgd lr=0.01 seed=42'."""
-    shape = "-".join(str(u) for u in hidden_units(cfg))
-    return f"mlp {shape} {cfg.activation} {optimizer_name(cfg)} lr={learning_rate(cfg):g} seed={cfg.seed}"
+    """e.g. 'mlp 300-100 relu sgd lr=0.01 seed=42', 'cnn relu adam lr=0.001 seed=42'."""
+    model = model_name(cfg)
+    if is_mlp(cfg):
+        model += " " + "-".join(str(u) for u in hidden_units(cfg))
+    activation = cfg.model.get("activation")
+    if activation is not None:
+        model += f" {activation}"
+    return f"{model} {optimizer_name(cfg)} lr={learning_rate(cfg):g} seed={cfg.seed}"
 
 
 def flat_params(cfg: DictConfig) -> dict[str, Any]:
@@ -38,7 +43,8 @@ def flat_params(cfg: DictConfig) -> dict[str, Any]:
     plain.pop("hydra", None)
     plain["lr"] = learning_rate(cfg)
     plain["optimizer"]["learning_rate"] = plain["lr"]
-    plain["model"]["hidden_units"] = hidden_units(cfg)
+    if is_mlp(cfg):
+        plain["model"]["hidden_units"] = hidden_units(cfg)
     import pandas as pd
 
     flat = pd.json_normalize(plain, sep=".").iloc[0].to_dict()

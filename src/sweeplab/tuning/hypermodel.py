@@ -94,7 +94,7 @@ class MlpHyperModel(keras_tuner.HyperModel):
         import mlflow
 
         from sweeplab.config import seed_config
-        from sweeplab.seeds.aggregate import AGGREGATED
+        from sweeplab.seeds.aggregate import aggregated
         from sweeplab.tracking import tags
         from sweeplab.tracking.runs import flat_params, run_name, run_tags, tracked_run
 
@@ -104,7 +104,7 @@ class MlpHyperModel(keras_tuner.HyperModel):
         with tracked_run(f"execution {number}/{self.executions}: {run_name(one)}", labels):
             mlflow.log_params({**flat_params(one), "execution": number})
             history = model.fit(*args, **kwargs)
-        self.executed.append({k: float(v[-1]) for k, v in history.history.items() if k in AGGREGATED and v})
+        self.executed.append(aggregated({k: float(v[-1]) for k, v in history.history.items() if v}))
         return history
 
     def trial_config(self, values: dict[str, Any], hp: keras_tuner.HyperParameters | None = None) -> DictConfig:
