@@ -28,9 +28,21 @@ def parser() -> argparse.ArgumentParser:
         help="param to group by: optimizer, lr, activation, any logged param name (default: optimizer)",
     )
     p.add_argument(
+        "--metric",
+        help="the metric to compare, any logged metric: val_loss, val_mae, test_accuracy, ... (default: the "
+        "runs' objective.metric, else val_accuracy)",
+    )
+    p.add_argument(
+        "--direction",
+        default="auto",
+        choices=["auto", "max", "min"],
+        help="whether higher (max) or lower (min) values are better; auto: the runs' objective.direction for "
+        "their objective, else inferred from the name (losses and errors go down)",
+    )
+    p.add_argument(
         "--at",
         default="last",
-        help="which epoch's val_accuracy a run counts with: last (default) or best",
+        help="which epoch's value a run counts with: last (default) or best",
     )
     p.add_argument("--experiment", help="MLflow experiment name (default: fashion_mnist, or the sweep's)")
     p.add_argument(
@@ -55,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     uri = args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or default_store_uri()
     try:
         run_set = load_runs(args.experiment, args.sweep, tracking_uri=uri)
-        comparison = compare_run_set(run_set, args.by, args.at)
+        comparison = compare_run_set(run_set, args.by, args.at, args.metric, args.direction)
     except CompareError as err:
         fail(err, prog="compare")
     out = args.out or default_out_dir(run_set, comparison.by)

@@ -26,7 +26,7 @@ CONFIG_GROUP_TAG = "sweeplab.config_group"
 SEEDS_TAG = "sweeplab.seeds"
 ROLE_TAG = "sweeplab.role"
 STUDY_ROLES = ("study", "search")  # a study's parent (search: older stores)
-HISTORY_KEYS = ("val_accuracy", "val_loss", "epoch_time")
+HISTORY_KEYS = ("val_accuracy", "val_loss", "epoch_time")  # with every other val_ metric the runs log
 FINISHED = "FINISHED"  # MLflow's RunStatus.FINISHED as search_runs writes it
 
 
@@ -62,6 +62,7 @@ class Comparison:
     left_out: dict[str, int] = field(default_factory=dict)  # reason -> count
     title: str = ""
     metric: str = METRIC
+    maximize: bool = True  # whether higher values of `metric` are better
     resamples: int = RESAMPLES
     seed: int = SEED
 
@@ -98,14 +99,15 @@ def epochs_to_reach(history: pd.DataFrame | None, target: float = TARGET_ACCURAC
     return float(reached[0] + 1) if len(reached) else math.nan
 
 
-def _final(run: pd.Series, history: pd.DataFrame | None, key: str, at: str = "last") -> float:
-    """The run's `key` at its last epoch (or its best, the highest, with at="best"); the logged metric when
-    there is no history."""
+def _final(run: pd.Series, history: pd.DataFrame | None, key: str, at: str = "last", maximize: bool = True) -> float:
+    """The run's `key` at its last epoch (or its best, the highest or with `maximize` false the lowest, with
+    at="best"); the logged metric when there is no history."""
     if history is not None and key in history:
         values = history[key].to_numpy(dtype=float)
         values = values[~np.isnan(values)]
         if len(values):
-            return float(values.max() if at == "best" else values[-1])
+            best = values.max() if maximize else values.min()
+            return float(best if at == "best" else values[-1])
     value = run.get(f"metrics.{key}")
     return float(value) if value is not None and pd.notna(value) else math.nan
 
@@ -130,12 +132,20 @@ def strata_keys(runs: pd.DataFrame) -> pd.Series:
     return tagged.where(tagged != "", fallback)
 
 
-def per_run_table(runs: pd.DataFrame, histories: dict[str, pd.DataFrame], param: str, at: str) -> pd.DataFrame:
+def per_run_table(
+    runs: pd.DataFrame,
+    histories: dict[str, pd.DataFrame],
+    param: str,
+    at: str,
+    metric: str = METRIC,
+    maximize: bool = True,
+) -> pd.DataFrame:
+    """One row per run: its group, seed, stratum, `value` (the metric at its `at` epoch) and final figures."""
     rows = []
     for (_, run), stratum in zip(runs.iterrows(), strata_keys(runs), strict=True):
         history = histories.get(run["run_id"])
         times = history["epoch_time"] if history is not None and "epoch_time" in history else pd.Series()
-        last = _final(run, history, METRIC)
+        last = _final(run, history, metric)
         rows.append(
             {
                 "group": str(run[f"params.{param}"]),
@@ -143,8 +153,9 @@ def per_run_table(runs: pd.DataFrame, histories: dict[str, pd.DataFrame], param:
                 "run_name": run.get("tags.mlflow.runName", ""),
                 "seed": _text(run.get("params.seed")),
                 "stratum": stratum,
-                "value": _final(run, history, METRIC, at) if at == "best" else last,
-                "val_accuracy": last,
+                "value": _final(run, history, metric, at, maximize) if at == "best" else last,
+                metric: last,
+                "val_accuracy": _final(run, history, "val_accuracy"),
                 "val_loss": _final(run, history, "val_loss"),
                 "test_accuracy": _final(run, history, "test_accuracy"),
                 "epochs_to_target": epochs_to_reach(history),
@@ -181,6 +192,8 @@ def compare_runs(
     title: str = "",
     at: str = "last",
     expected_best: bool = False,
+    metric: str = METRIC,
+    maximize: bool = True,
 ) -> Comparison:
     """Group FINISHED leaf runs by the param `by` and compare them at their `at` epoch; other runs are
     counted in `left_out`. `expected_best`: also the expected best score against the number of trials (a
@@ -201,25 +214,31 @@ def compare_runs(
     counted = counted[has_param].sort_values("run_id", kind="stable")  # the bootstrap's order: reproducible
     if counted.empty:
         raise CompareError(f"no FINISHED run with param {param}{' in ' + title if title else ''}")
-    per_run = per_run_table(counted, histories, param, at)
+    logged = sorted(c.removeprefix("metrics.") for c in counted.columns if c.startswith("metrics."))
+    if f"metrics.{metric}" not in counted.columns or counted[f"metrics.{metric}"].isna().all():
+        raise CompareError(f"--metric {metric}: no run logs it; the runs log {' '.join(logged)}")
+    per_run = per_run_table(counted, histories, param, at, metric, maximize)
     resampled = group_stats.resample(per_run)
-    table = group_stats.group_table(per_run, resampled)
+    table = group_stats.group_table(per_run, resampled, maximize)
     table = table.loc[sorted(table.index, key=group_sort_key)]
-    found = verdicts.judge(per_run, table, resampled, describe=f"{METRIC} at the {at} epoch")
+    better = "higher" if maximize else "lower"
+    found = verdicts.judge(per_run, table, resampled, f"{metric} at the {at} epoch ({better} is better)", maximize)
     return Comparison(
         by=param,
         at=at,
         per_run=per_run,
         table=table,
-        curves=group_stats.curve_table(per_run, histories, resampled),
+        curves=group_stats.curve_table(per_run, histories, resampled, (metric, "val_loss")),
         comparisons=found.comparisons,
-        improvement=verdicts.improvement_table(per_run, list(table.index)),
+        improvement=verdicts.improvement_table(per_run, list(table.index), maximize),
         winner=found.winner,
         runner_up=found.runner_up,
         distinguishable=found.distinguishable,
         seeds_needed=found.seeds_needed,
         verdict=found.text,
-        expected_best=verdicts.expected_best_table(per_run) if expected_best else None,
+        expected_best=verdicts.expected_best_table(per_run, maximize) if expected_best else None,
         left_out=left_out,
         title=title,
+        metric=metric,
+        maximize=maximize,
     )

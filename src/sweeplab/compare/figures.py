@@ -71,12 +71,13 @@ def plot_improvement(comparison: Comparison, path: Path) -> Path:
 
 
 def plot_curves(comparison: Comparison, path: Path) -> Path:
-    """Mean val_accuracy and val_loss per epoch for each group, shaded: the 95% bootstrap band of the mean."""
+    """The compared metric and val_loss per epoch for each group, shaded: the 95% bootstrap band of the mean."""
     from matplotlib.ticker import MaxNLocator
 
     plt = _pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
-    for ax, metric in zip(axes, ("val_accuracy", "val_loss"), strict=True):
+    metrics = list(dict.fromkeys((comparison.metric, "val_loss")))
+    fig, axes = plt.subplots(1, len(metrics), figsize=(6 * len(metrics), 4.5), squeeze=False)
+    for ax, metric in zip(axes[0], metrics, strict=True):
         for group in comparison.table.index:
             c = comparison.curves
             c = c[(c["group"] == group) & (c["metric"] == metric)].sort_values("epoch")

@@ -51,7 +51,7 @@ def resample(per_run: pd.DataFrame, resamples: int = stats.RESAMPLES, seed: int 
     return found
 
 
-def group_table(per_run: pd.DataFrame, resampled: dict[str, Resampled]) -> pd.DataFrame:
+def group_table(per_run: pd.DataFrame, resampled: dict[str, Resampled], maximize: bool = True) -> pd.DataFrame:
     """Per group: runs, configs, mean, std, IQM and the 95% bootstrap interval of the mean of the compared
     value, then test accuracy, val_loss, epochs to target, s/epoch and the best run."""
     grouped = per_run.groupby("group", sort=False)
@@ -62,7 +62,7 @@ def group_table(per_run: pd.DataFrame, resampled: dict[str, Resampled]) -> pd.Da
             "mean": grouped["value"].mean(),
             "std": grouped["value"].std(),  # ddof=1; NaN for a single run
             "iqm": grouped["value"].agg(lambda v: stats.iqm(v.dropna().to_numpy())),
-            "best": grouped["value"].max(),
+            "best": grouped["value"].max() if maximize else grouped["value"].min(),
             "test_accuracy_mean": grouped["test_accuracy"].mean(),
             "test_accuracy_std": grouped["test_accuracy"].std(),
             "val_loss_mean": grouped["val_loss"].mean(),
@@ -79,9 +79,8 @@ def group_table(per_run: pd.DataFrame, resampled: dict[str, Resampled]) -> pd.Da
             low[group], high[group] = stats.percentile_interval(means, n=len(r.values))
     table["ci_low"], table["ci_high"] = pd.Series(low, dtype=float), pd.Series(high, dtype=float)
     best = per_run.dropna(subset=["value"])
-    table["best_run_id"] = best.loc[best.groupby("group")["value"].idxmax(), ["group", "run_id"]].set_index("group")[
-        "run_id"
-    ]
+    pick = best.groupby("group")["value"].idxmax() if maximize else best.groupby("group")["value"].idxmin()
+    table["best_run_id"] = best.loc[pick, ["group", "run_id"]].set_index("group")["run_id"]
     table.index.name = None
     return table
 
@@ -89,31 +88,37 @@ def group_table(per_run: pd.DataFrame, resampled: dict[str, Resampled]) -> pd.Da
 CURVE_METRICS = ("val_accuracy", "val_loss")
 
 
-def run_matrices(per_run: pd.DataFrame, histories: dict[str, pd.DataFrame]) -> np.ndarray:
-    """Every counted run's CURVE_METRICS by epoch in one pass, (metrics, runs, epochs) in per_run's row
+def run_matrices(
+    per_run: pd.DataFrame, histories: dict[str, pd.DataFrame], metrics: tuple[str, ...] = CURVE_METRICS
+) -> np.ndarray:
+    """Every counted run's `metrics` by epoch in one pass, (metrics, runs, epochs) in per_run's row
     order; NaN where a run has no value (no history, or it stopped early)."""
     found = [histories.get(run_id) for run_id in per_run["run_id"]]
     found = [h if h is not None and len(h) else None for h in found]
     epochs = max((int(h.index.max()) + 1 for h in found if h is not None), default=0)
-    matrix = np.full((len(CURVE_METRICS), len(found), epochs), np.nan)
+    matrix = np.full((len(metrics), len(found), epochs), np.nan)
     for row, history in enumerate(found):
         if history is not None:
-            values = history.reindex(columns=list(CURVE_METRICS)).to_numpy(dtype=float).T
+            values = history.reindex(columns=list(metrics)).to_numpy(dtype=float).T
             matrix[:, row, history.index.to_numpy(dtype=int)] = values
     return matrix
 
 
 def curve_table(
-    per_run: pd.DataFrame, histories: dict[str, pd.DataFrame], resampled: dict[str, Resampled]
+    per_run: pd.DataFrame,
+    histories: dict[str, pd.DataFrame],
+    resampled: dict[str, Resampled],
+    metrics: tuple[str, ...] = CURVE_METRICS,
 ) -> pd.DataFrame:
-    """Mean val_accuracy and val_loss of each group at each epoch with the 95% bootstrap band of that mean,
+    """Mean `metrics` (val_accuracy and val_loss) of each group at each epoch with the 95% bootstrap band of that mean,
     from the group's first CURVE_RESAMPLES resamples (a run that stopped early counts at the epochs it reached)."""
     parts = []
-    every = run_matrices(per_run, histories)
+    metrics = tuple(dict.fromkeys(metrics))
+    every = run_matrices(per_run, histories, metrics)
     positions = pd.Series(np.arange(len(per_run)), index=per_run.index)
     for group, r in resampled.items():
         rows = positions[r.rows].to_numpy()
-        for metric, all_runs in zip(CURVE_METRICS, every, strict=True):
+        for metric, all_runs in zip(metrics, every, strict=True):
             matrix = all_runs[rows]  # the group's runs x epochs
             has = ~np.isnan(matrix).all(axis=1)
             if not has.any():

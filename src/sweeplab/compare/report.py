@@ -37,7 +37,7 @@ def _number(value: float) -> str:
 def display_table(comparison: Comparison) -> pd.DataFrame:
     """The per-group table as people read it (strings), for the terminal, HTML and Markdown."""
     t = comparison.table
-    name = f"val_acc ({comparison.at})"
+    name = f"{comparison.metric.replace('accuracy', 'acc')} ({comparison.at})"
     shown = pd.DataFrame(index=t.index)
     shown["runs"] = t["runs"].astype(int)
     shown[f"{name} mean ± std"] = [_mean_std(m, s) for m, s in zip(t["mean"], t["std"], strict=True)]
@@ -46,14 +46,19 @@ def display_table(comparison: Comparison) -> pd.DataFrame:
         f"{_number(lo)} - {_number(hi)}" for lo, hi in zip(t["ci_low"], t["ci_high"], strict=True)
     ]
     shown["best"] = t["best"].map(_number)
-    shown["test_acc mean ± std"] = [
-        _mean_std(m, s) for m, s in zip(t["test_accuracy_mean"], t["test_accuracy_std"], strict=True)
-    ]
-    shown["val_loss mean ± std"] = [_mean_std(m, s) for m, s in zip(t["val_loss_mean"], t["val_loss_std"], strict=True)]
-    shown[f"epochs to {TARGET_ACCURACY:.0%} val_acc"] = [
-        "not reached" if n == 0 else f"{m:.1f} ({n}/{r} runs)"
-        for m, n, r in zip(t["epochs_to_target_mean"], t["reached_target"], t["runs"], strict=True)
-    ]
+    if t["test_accuracy_mean"].notna().any():  # classification runs
+        shown["test_acc mean ± std"] = [
+            _mean_std(m, s) for m, s in zip(t["test_accuracy_mean"], t["test_accuracy_std"], strict=True)
+        ]
+    if comparison.metric != "val_loss":
+        shown["val_loss mean ± std"] = [
+            _mean_std(m, s) for m, s in zip(t["val_loss_mean"], t["val_loss_std"], strict=True)
+        ]
+    if t["test_accuracy_mean"].notna().any():
+        shown[f"epochs to {TARGET_ACCURACY:.0%} val_acc"] = [
+            "not reached" if n == 0 else f"{m:.1f} ({n}/{r} runs)"
+            for m, n, r in zip(t["epochs_to_target_mean"], t["reached_target"], t["runs"], strict=True)
+        ]
     shown["s/epoch"] = t["seconds_per_epoch"].map(lambda v: "-" if pd.isna(v) else f"{v:.2f}")
     shown["best run"] = t["best_run_id"]
     shown.index.name = comparison.by
@@ -64,7 +69,8 @@ def method_note(comparison: Comparison) -> str:
     return (
         f"Compared: {comparison.metric} at the {comparison.at} epoch of each run (--at {comparison.at}). "
         f"Intervals: {1 - ALPHA:.0%} stratified percentile bootstrap of the mean, expanded for few runs "
-        f"({comparison.resamples:,} resamples, seed {comparison.seed}); P(A > B) counts ties as 1/2; fewer "
+        f"({comparison.resamples:,} resamples, seed {comparison.seed}); P(A > B), the chance that A is better "
+        f"({'higher' if comparison.maximize else 'lower'} {comparison.metric}), counts ties as 1/2; fewer "
         f"than {MIN_SEEDS} runs per group are never called distinguishable."
     )
 

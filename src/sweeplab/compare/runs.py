@@ -11,11 +11,13 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 from mlflow.tracking import MlflowClient
+from omegaconf import OmegaConf
 
 from sweeplab.compare.analysis import HISTORY_KEYS, Comparison, RunSet, compare_runs, resolve_param
 from sweeplab.compare.report import SearchFigure, format_text, write_report
 from sweeplab.compat import metric_points
 from sweeplab.errors import CompareError
+from sweeplab.objective import Objective, lower_is_better, objective_of
 from sweeplab.tracking import tags
 
 PARENT_TAG = tags.PARENT
@@ -37,20 +39,20 @@ def find_sweep(client: MlflowClient, sweep: str, experiment_ids: list[str] | Non
     return found[0]
 
 
-def _history(client: MlflowClient, run_id: str) -> pd.DataFrame:
+def _history(client: MlflowClient, run_id: str, keys: list[str]) -> pd.DataFrame:
     columns = {}
-    for key in HISTORY_KEYS:
+    for key in keys:
         points = client.get_metric_history(run_id, key)
         if points:
             columns[key] = pd.Series({p.step: p.value for p in points}, dtype=float)
     return pd.DataFrame(columns).sort_index()
 
 
-def _histories(client: MlflowClient, run_ids: list[str]) -> dict[str, pd.DataFrame]:
+def _histories(client: MlflowClient, run_ids: list[str], keys: list[str]) -> dict[str, pd.DataFrame]:
     """Every run's history: a few column queries on a database store, else one call per run and metric."""
-    frame = metric_points(client, run_ids, HISTORY_KEYS)
+    frame = metric_points(client, run_ids, keys)
     if frame is None:
-        return {run_id: _history(client, run_id) for run_id in run_ids}
+        return {run_id: _history(client, run_id, keys) for run_id in run_ids}
     wide = frame.pivot_table(index=["run_id", "step"], columns="key", values="value", aggfunc="last")
     wide.columns.name = None
     found = {
@@ -100,7 +102,8 @@ def load_runs(experiment: str | None = None, sweep: str | None = None, tracking_
     where = f"experiment '{exp.name}'" + (f", sweep '{parent.info.run_name}' ({parent.info.run_id})" if parent else "")
     if runs.empty:
         raise CompareError(f"no runs in {where}")
-    histories = _histories(client, list(runs["run_id"]))
+    logged = [c.removeprefix("metrics.") for c in runs.columns if c.startswith("metrics.val_")]
+    histories = _histories(client, list(runs["run_id"]), list(dict.fromkeys([*HISTORY_KEYS, *logged])))
     return RunSet(
         runs=runs,
         histories=histories,
@@ -125,20 +128,21 @@ def default_out_dir(run_set: RunSet, by: str) -> Path:
 
 def study_search(run_set: RunSet, tracking_uri: str | None = None) -> SearchFigure | None:
     """The trials of the study whose runs these are, in the order they started, for the report's search figure:
-    a search's trials by score and `hp.` values, a sweep's jobs by val_accuracy and swept values."""
+    a search's trials by score and `hp.` values, a sweep's jobs by their objective and swept values."""
     if not run_set.sweep or run_set.runs.empty:
         return None
+    study_objective = run_objective(run_set)
     parent = MlflowClient(tracking_uri=tracking_uri).get_run(run_set.sweep)
     runs = run_set.runs[run_set.runs[f"tags.{PARENT_TAG}"] == run_set.sweep]
     runs = runs.sort_values("start_time").reset_index(drop=True)
-    name = "val_accuracy"
+    name = study_objective.metric
     if parent.data.tags.get(tags.STUDY_KIND) == "tuner" and "metrics.score" in runs:
         name = parent.data.params.get("tuner.objective", name)
         objective, columns = "metrics.score", [c for c in runs if c.startswith("params.hp.") and "tuner/" not in c]
     else:
         swept = [key.removeprefix("sweep.") for key in parent.data.params if key.startswith("sweep.")]
         known = [key for key in swept if key not in ("name", "jobs", "sweeper")]
-        objective = "metrics.val_accuracy"
+        objective = f"metrics.{name}"
         columns = []
         for key in known:
             try:
@@ -152,7 +156,8 @@ def study_search(run_set: RunSet, tracking_uri: str | None = None) -> SearchFigu
     trials[name] = runs[objective].astype(float)
     trials["trial"] = range(1, len(runs) + 1)
     title = f"{parent.data.tags.get(tags.STUDY_NAME) or parent.info.run_name}: {name} of each run"
-    return SearchFigure(trials, name, title, list(names.values()), maximize=not name.endswith("loss"))
+    maximize = study_objective.maximize if name == study_objective.metric else not lower_is_better(name)
+    return SearchFigure(trials, name, title, list(names.values()), maximize=maximize)
 
 
 def log_report(run_id: str, paths: dict[str, Path], tracking_uri: str | None = None) -> None:
@@ -168,9 +173,37 @@ def samples_trials(run_set: RunSet) -> bool:
     return run_set.study_kind in ("tuner", "sweeper")
 
 
-def compare_run_set(run_set: RunSet, by: str, at: str = "last") -> Comparison:
+def run_objective(run_set: RunSet) -> Objective:
+    """The objective the runs were trained for (their `objective.*` params, when they agree), else
+    val_accuracy, higher is better."""
+    runs = run_set.runs
+    metrics = runs.get("params.objective.metric", pd.Series(dtype=object)).dropna().unique()
+    directions = runs.get("params.objective.direction", pd.Series(dtype=object)).dropna().unique()
+    if len(metrics) != 1:
+        return Objective()
+    direction = directions[0] if len(directions) == 1 else "auto"
+    return objective_of(OmegaConf.create({"objective": {"metric": metrics[0], "direction": direction}}))
+
+
+def compare_run_set(
+    run_set: RunSet, by: str, at: str = "last", metric: str | None = None, direction: str = "auto"
+) -> Comparison:
+    """Compare the runs by `metric` (default: the runs' objective) in its direction (auto: the objective's
+    when it is the objective's metric, else inferred from the name)."""
+    objective = run_objective(run_set)
+    if metric is not None and metric != objective.metric:
+        objective = objective_of(OmegaConf.create({"objective": {"metric": metric, "direction": direction}}))
+    elif direction != "auto":
+        objective = objective_of(OmegaConf.create({"objective": {"metric": objective.metric, "direction": direction}}))
     return compare_runs(
-        run_set.runs, run_set.histories, by, title=title_of(run_set), at=at, expected_best=samples_trials(run_set)
+        run_set.runs,
+        run_set.histories,
+        by,
+        title=title_of(run_set),
+        at=at,
+        expected_best=samples_trials(run_set),
+        metric=objective.metric,
+        maximize=objective.maximize,
     )
 
 
@@ -180,10 +213,13 @@ def report_for_sweep(
     out_dir: Path | None = None,
     tracking_uri: str | None = None,
     at: str = "last",
+    metric: str | None = None,
+    maximize: bool | None = None,
 ) -> str:
     """Compare a finished sweep's runs, write and log the report; returns the text to print."""
     run_set = load_runs(sweep=parent_run_id, tracking_uri=tracking_uri)
-    comparison = compare_run_set(run_set, by, at)
+    direction = "auto" if maximize is None else "max" if maximize else "min"
+    comparison = compare_run_set(run_set, by, at, metric, direction)
     out = out_dir or default_out_dir(run_set, comparison.by)
     paths = write_report(comparison, out, study_search(run_set, tracking_uri))
     log_report(parent_run_id, paths, tracking_uri=tracking_uri)

@@ -3,6 +3,7 @@ bootstrap intervals, Holm's correction), the matrix of P(A > B), the expected be
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,6 +37,7 @@ class PairResult:
     level: float
     distinguishable: bool
     seeds_needed: int | None
+    maximize: bool = True  # P(a > b) reads P(a < b) when lower is better; differences are a - b either way
 
     @property
     def seeds(self) -> int:
@@ -56,11 +58,21 @@ def _plural(n: int, word: str = "seed") -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
 
-def compare_pairs(winner: str, others: list[str], resampled: dict[str, Resampled]) -> list[PairResult]:
+def _oriented(r: Resampled, maximize: bool) -> Resampled:
+    """The group's values with higher = better (negated when lower is better), for the tests."""
+    return r if maximize else dataclasses.replace(r, values=-r.values)
+
+
+def compare_pairs(
+    winner: str, others: list[str], resampled: dict[str, Resampled], maximize: bool = True
+) -> list[PairResult]:
     """`winner` against each of `others`: bootstrap tests, Holm-adjusted p-values and intervals at the
     adjusted levels; distinguishable when the interval of the difference excludes 0 (strictly), the
-    adjusted p-value is below ALPHA and both groups have MIN_SEEDS runs."""
+    adjusted p-value is below ALPHA and both groups have MIN_SEEDS runs. P(A > B) is the chance that A is
+    better; the difference and its interval are in the metric's own units (A - B)."""
     rng = np.random.default_rng(stats.SEED + 1)
+    sign = 1.0 if maximize else -1.0
+    resampled = {group: _oriented(r, maximize) for group, r in resampled.items()}
     a = resampled[winner]
     tests, pairs = [], []
     for other in others:
@@ -77,11 +89,12 @@ def compare_pairs(winner: str, others: list[str], resampled: dict[str, Resampled
         enough = min(len(a.values), len(b.values)) >= MIN_SEEDS
         separated = bool(d_low > 0 or d_high < 0) and p_holm < stats.ALPHA and enough
         va, vb = pair if pair is not None else (a.values, b.values)
+        d_low, d_high = sorted((sign * float(d_low), sign * float(d_high)))
         results.append(
             PairResult(
-                winner, other, test.paired, len(a.values), len(b.values), test.difference,
-                float(d_low), float(d_high), test.p_improvement, float(p_low), float(p_high),
-                test.p_value, p_holm, level, separated, stats.seeds_needed(va, vb, test.paired),
+                winner, other, test.paired, len(a.values), len(b.values), sign * test.difference,
+                d_low, d_high, test.p_improvement, float(p_low), float(p_high),
+                test.p_value, p_holm, level, separated, stats.seeds_needed(va, vb, test.paired), maximize,
             )
         )  # fmt: skip
     return results
@@ -93,7 +106,8 @@ def describe_pair(r: PairResult, corrected: bool = False) -> str:
     holm = f", Holm-adjusted p = {r.p_holm:.4f}" if corrected else f", p = {r.p_value:.4f}"
     return (
         f"{r.a} vs {r.b}: difference {r.difference:+.4f} ({r.level * 100:g}% CI {r.diff_ci_low:+.4f} to "
-        f"{r.diff_ci_high:+.4f}), P({r.a} > {r.b}) = {r.p_improvement:.2f} ({r.p_ci_low:.2f} to {r.p_ci_high:.2f}), "
+        f"{r.diff_ci_high:+.4f}), P({r.a} {'>' if r.maximize else '<'} {r.b}) = {r.p_improvement:.2f} "
+        f"({r.p_ci_low:.2f} to {r.p_ci_high:.2f}), "
         f"{how}{holm}: {'distinguishable' if r.distinguishable else 'not distinguishable'}."
     )
 
@@ -113,22 +127,25 @@ def seeds_clause(r: PairResult, unit: str = "seed") -> str:
     return f"not distinguishable with {count}{few}; about {needed} {unit}s would be needed"
 
 
-def judge(per_run: pd.DataFrame, table: pd.DataFrame, resampled: dict[str, Resampled], describe: str) -> Found:
-    """Winner by mean; is its lead over every other group more than the seeds' noise?"""
+def judge(
+    per_run: pd.DataFrame, table: pd.DataFrame, resampled: dict[str, Resampled], describe: str, maximize: bool = True
+) -> Found:
+    """Winner by mean (the highest, or the lowest when lower is better); is its lead over every other group
+    more than the seeds' noise?"""
     if table.empty:
         return Found(None, None, [], False, None, "No finished runs to compare.")
-    ranked = [str(g) for g in table.sort_values("mean", ascending=False, kind="stable").index]
+    ranked = [str(g) for g in table.sort_values("mean", ascending=not maximize, kind="stable").index]
     winner = ranked[0]
     if len(ranked) == 1:
         return Found(winner, None, [], False, None, f"Only one group ({winner}): nothing to compare it with.")
-    results = compare_pairs(winner, ranked[1:], resampled)
+    results = compare_pairs(winner, ranked[1:], resampled, maximize)
     unit = "run" if table["configs"].max() > 1 else "seed"
     first = results[0]
     m_a, m_b = table.loc[winner, "mean"], table.loc[first.b, "mean"]
     verb = "beats" if first.distinguishable else "ties with" if m_a == m_b else "leads"
     headline = (
         f"{winner} {verb} runner-up {first.b} on {describe}: mean {m_a:.4f} vs {m_b:.4f}, "
-        f"P({winner} > {first.b}) = {first.p_improvement:.2f}; {seeds_clause(first, unit)}."
+        f"P({winner} {'>' if maximize else '<'} {first.b}) = {first.p_improvement:.2f}; {seeds_clause(first, unit)}."
     )
     lines = [headline, *(describe_pair(r, len(results) > 1) for r in results)]
     if len(results) > 1:
@@ -137,28 +154,31 @@ def judge(per_run: pd.DataFrame, table: pd.DataFrame, resampled: dict[str, Resam
     return Found(winner, first.b, results, first.distinguishable, needed, "\n".join(lines))
 
 
-def improvement_table(per_run: pd.DataFrame, groups: list[str]) -> pd.DataFrame:
-    """P(row > column) for every two groups: paired by seed where both ran the same seeds, else all pairs."""
+def improvement_table(per_run: pd.DataFrame, groups: list[str], maximize: bool = True) -> pd.DataFrame:
+    """P(row better than column) for every two groups: paired by seed where both ran the same seeds, else all
+    pairs."""
+    sign = 1.0 if maximize else -1.0
     values = {g: per_run[(per_run["group"] == g) & per_run["value"].notna()] for g in groups}
     matrix = pd.DataFrame(np.nan, index=groups, columns=groups, dtype=float)
     for a in groups:
         for b in groups:
             if a == b:
                 continue
-            va, vb = values[a]["value"].to_numpy(float), values[b]["value"].to_numpy(float)
+            va, vb = sign * values[a]["value"].to_numpy(float), sign * values[b]["value"].to_numpy(float)
             pair = stats.pair_by_seed(va, values[a]["seed"].to_numpy(str), vb, values[b]["seed"].to_numpy(str))
             if len(va) and len(vb):
                 matrix.loc[a, b] = stats.probability_of_improvement(*(pair or (va, vb)), paired=pair is not None)
     return matrix
 
 
-def expected_best_table(per_run: pd.DataFrame) -> pd.DataFrame:
+def expected_best_table(per_run: pd.DataFrame, maximize: bool = True) -> pd.DataFrame:
     """Expected best value against the number of trials (configs, each its mean over seeds) for each group
-    and for all trials together (group "all")."""
+    and for all trials together (group "all"); the best is the lowest when lower is better."""
+    sign = 1.0 if maximize else -1.0
     configs = per_run.dropna(subset=["value"]).groupby(["group", "stratum"], sort=False)["value"].mean()
     parts = []
     for group, values in [("all", configs), *configs.groupby(level="group")]:
-        expected = stats.expected_max(values.to_numpy(float))
+        expected = sign * stats.expected_max(sign * values.to_numpy(float))
         parts.append(
             pd.DataFrame({"group": group, "trials": np.arange(1, len(expected) + 1), "expected_best": expected})
         )
