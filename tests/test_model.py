@@ -1,12 +1,14 @@
-"""The builder gives the tutorial's network."""
+"""The shipped builders give the tutorial's network and a small CNN, for classification and regression."""
 
 from __future__ import annotations
 
-from sweeplab.model import build_mlp
+import numpy as np
+
+from sweeplab.model import build_cnn, build_mlp
 
 
 def test_baseline_mlp_has_266610_parameters() -> None:
-    model = build_mlp((28, 28), [300, 100], "relu", 10)
+    model = build_mlp((28, 28), 10)
     assert model.count_params() == 266_610
     assert [layer.__class__.__name__ for layer in model.layers] == ["Flatten", "Dense", "Dense", "Dense"]
     assert model.layers[-1].activation.__name__ == "softmax"
@@ -14,6 +16,27 @@ def test_baseline_mlp_has_266610_parameters() -> None:
 
 
 def test_explicit_units_and_activation() -> None:
-    model = build_mlp((28, 28), [512, 256, 128], "elu", 10)
+    model = build_mlp((28, 28), 10, units=[512, 256, 128], activation="elu")
     assert [layer.units for layer in model.layers[1:]] == [512, 256, 128, 10]
     assert model.layers[1].activation.__name__ == "elu"
+
+
+def test_depth_and_width_taper() -> None:
+    model = build_mlp((8,), 3, depth=3, width=90, taper=3.0)
+    assert [layer.units for layer in model.layers[1:]] == [90, 30, 10, 3]
+
+
+def test_regression_ends_linear() -> None:
+    model = build_mlp((10,), 1, task="regression")
+    assert model.layers[-1].activation.__name__ == "linear"
+    assert model.output_shape == (None, 1)
+
+
+def test_cnn_takes_grayscale_images_and_ends_in_the_classes() -> None:
+    model = build_cnn((28, 28), 10, filters=8, dense=16, dropout=0.5)
+    assert model.output_shape == (None, 10)
+    kinds = [layer.__class__.__name__ for layer in model.layers]
+    assert kinds[:3] == ["Reshape", "Conv2D", "MaxPooling2D"] and kinds.count("Dropout") == 2
+    assert [layer.filters for layer in model.layers if hasattr(layer, "filters")] == [8, 16]
+    probabilities = np.asarray(model(np.zeros((2, 28, 28), np.float32)))
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
