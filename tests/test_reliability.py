@@ -15,7 +15,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from conftest import LIGHT, QUICK, ROOT, experiment_runs
-from sweeplab.data import IDX_FILES, keras_cache_dir
+from sweeplab.datasets import IDX_FILES, keras_cache_dir
 
 BAD_INPUTS = [
     (["lr=-1"], "lr=-1"),

@@ -119,23 +119,27 @@ def check_limit(data: DictConfig, train_rows: int) -> None:
 
 
 def _classes(data: DictConfig, y_train: np.ndarray, y_test: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Class indices 0..K-1 and their names: integer labels as they are, any other labels by sorted value."""
+    """Class indices 0..K-1 and their names: labels 0..K-1 as they are, any other labels by sorted value."""
     names = [str(n) for n in data.get("class_names") or []]
-    if np.issubdtype(y_train.dtype, np.integer) and np.issubdtype(y_test.dtype, np.integer):
-        names = names or [str(c) for c in range(int(y_train.max()) + 1)]
-        labels = np.unique(np.concatenate([y_train, y_test]))
-        if labels.min() < 0 or labels.max() >= len(names):
+    labels = np.unique(np.concatenate([y_train, y_test]))
+    integers = np.issubdtype(y_train.dtype, np.integer) and np.issubdtype(y_test.dtype, np.integer)
+    # Integer labels are class indices where names are given or they run 0..K-1 without gaps.
+    if integers and labels.min() >= 0 and (names or labels.max() + 1 == len(labels)):
+        names = names or [str(c) for c in range(int(labels.max()) + 1)]
+        if labels.max() >= len(names):
             raise ConfigError(
                 f"data.class_names has {len(names)} names but the labels of {data.name} "
                 f"run from {labels.min()} to {labels.max()}"
             )
         return y_train.astype(np.int64), y_test.astype(np.int64), names
-    values = np.unique(np.concatenate([y_train, y_test]).astype(str))
-    if names and len(names) != len(values):
-        raise ConfigError(f"data.class_names has {len(names)} names but {data.name} has {len(values)} label values")
-    index = {v: i for i, v in enumerate(values)}
+    if not np.issubdtype(labels.dtype, np.number):  # strings (or mixed objects): sorted as text
+        y_train, y_test = y_train.astype(str), y_test.astype(str)
+        labels = np.unique(np.concatenate([y_train, y_test]))
+    if names and len(names) != len(labels):
+        raise ConfigError(f"data.class_names has {len(names)} names but {data.name} has {len(labels)} label values")
+    index = {v: i for i, v in enumerate(labels.tolist())}
     to_index = np.vectorize(index.__getitem__, otypes=[np.int64])
-    return to_index(y_train.astype(str)), to_index(y_test.astype(str)), names or [str(v) for v in values]
+    return to_index(y_train), to_index(y_test), names or [str(v) for v in labels.tolist()]
 
 
 def _scaler(data: DictConfig, x_train: np.ndarray) -> dict[str, Any]:
