@@ -127,7 +127,11 @@ def _name(config: DictConfig, axes: dict[str, str], prefix: str) -> str:
 
 
 def _warm_up(job_cfg: DictConfig, threads: int | None) -> WarmUp:
-    return WarmUp(backend=job_cfg.backend, threads=threads, data=(job_cfg.data.name, job_cfg.data.path))
+    # A loader by _target_ is the user's code: it runs in the job, not in a warm-up.
+    shipped = job_cfg.data.get("_target_") is None
+    return WarmUp(
+        backend=job_cfg.backend, threads=threads, data=(job_cfg.data.name, job_cfg.data.path) if shipped else None
+    )
 
 
 def plan(config: DictConfig) -> Plan:
