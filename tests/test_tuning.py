@@ -22,7 +22,7 @@ from conftest import ROOT, experiment_runs
 from sweeplab.config import config_hash
 from sweeplab.data import load_dataset
 from sweeplab.errors import ConfigError
-from sweeplab.tuning.hypermodel import MlpHyperModel
+from sweeplab.tuning.hypermodel import ConfiguredHyperModel
 from sweeplab.tuning.search import project_name, search
 from sweeplab.tuning.space import search_space
 from sweeplab.tuning.trials import build_tuner
@@ -107,7 +107,7 @@ def test_space_follows_the_model_config(compose_cfg: Callable[..., DictConfig]) 
 
 def test_hypermodel_defaults_are_the_baseline(compose_cfg: Callable[..., DictConfig]) -> None:
     cfg = compose_cfg("tuner=random", *TINY)
-    hypermodel = MlpHyperModel(cfg, search_space(cfg), load_dataset(cfg.data))
+    hypermodel = ConfiguredHyperModel(cfg, search_space(cfg), load_dataset(cfg.data))
     model = hypermodel.build(keras_tuner.HyperParameters())
     hidden = [layer for layer in model.layers if layer.name.startswith("hidden_")]
     assert [layer.units for layer in hidden] == [300, 100]
@@ -122,7 +122,9 @@ def test_hypermodel_defaults_are_the_baseline(compose_cfg: Callable[..., DictCon
 def test_every_tuner_runs_the_baseline_first(compose_cfg: Callable[..., DictConfig], store: str, kind: str) -> None:
     cfg = compose_cfg(f"tuner={kind}", *TINY)
     validate(cfg)
-    tuner = build_tuner(cfg, MlpHyperModel(cfg, search_space(cfg), load_dataset(cfg.data)), project_name(cfg), "0")
+    tuner = build_tuner(
+        cfg, ConfiguredHyperModel(cfg, search_space(cfg), load_dataset(cfg.data)), project_name(cfg), "0"
+    )
     first = tuner.oracle.create_trial("tuner0").hyperparameters.values
     second = tuner.oracle.create_trial("tuner1").hyperparameters.values
     assert {k: v for k, v in first.items() if not k.startswith("tuner/")} == BASELINE
