@@ -24,6 +24,7 @@ from sweeplab.tracking import store, tags
 from sweeplab.tracking.runs import flat_params, run_name, run_tags, tracked_run
 from sweeplab.tuning.hypermodel import ConfiguredHyperModel
 from sweeplab.tuning.oracles import BayesianOptimizationOracle, HyperbandOracle, RandomSearchOracle
+from sweeplab.tuning.space import tuner_objective
 
 
 def trial_runs(experiment_id: str, project: str, trial_id: str | None = None) -> list:
@@ -205,8 +206,9 @@ def role() -> str:
 
 def build_tuner(cfg: DictConfig, hypermodel: ConfiguredHyperModel, project: str, experiment_id: str) -> TrackedTrials:
     t = cfg.tuner
+    objective = tuner_objective(cfg)  # in the study's direction, not the one Keras Tuner reads from the name
     common = {
-        "objective": t.objective,
+        "objective": keras_tuner.Objective(objective.metric, objective.direction),
         "seed": cfg.seed,
         "max_consecutive_failed_trials": t.max_consecutive_failed_trials,
     }
