@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -22,9 +23,11 @@ from conftest import ROOT, experiment_runs
 from sweeplab.config import config_hash
 from sweeplab.data import load_dataset
 from sweeplab.errors import ConfigError
-from sweeplab.tuning.hypermodel import MlpHyperModel
+from sweeplab.tracking import models
+from sweeplab.tuning.hypermodel import ConfiguredHyperModel
 from sweeplab.tuning.search import project_name, search
-from sweeplab.tuning.space import search_space
+from sweeplab.tuning.space import Choices, Span, search_space
+from sweeplab.tuning.summary import early_stopping
 from sweeplab.tuning.trials import build_tuner
 from sweeplab.validate import validate
 
@@ -83,6 +86,90 @@ def test_bad_search_config_is_refused_with_one_line(
     assert message in str(err.value) and "\n" not in str(err.value)
 
 
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (
+            ["+tuner.space.model.dropuot={low:0.1,high:0.5}"],
+            "tuner.space.model.dropuot: the model (cnn) has no key dropuot; "
+            "its keys: filters kernel_size dense dropout activation",
+        ),
+        (
+            ["+tuner.space.model.dropout={low:0.4,high:0.5}"],
+            "tuner.space.model.dropout={low:0.4,high:0.5} leaves out the baseline model.dropout=0.3 (trial 0): ",
+        ),
+        (
+            ["+tuner.space.model.dropout={low:0.5,high:0.1}"],
+            "tuner.space.model.dropout={low:0.5,high:0.1} is not allowed: low 0.5 > high 0.1",
+        ),
+        (["+tuner.space.model.filters=[16,64]"], "leaves out the baseline model.filters=32 (trial 0)"),
+        (["+tuner.space.model.filters=16"], "tuner.space.model.filters=16 leaves out the baseline model.filters=32"),
+        (["+tuner.space.model.filters=[16,32.5]"], "is not allowed: its values mix float and int"),
+        (["+tuner.space.model.dropout={low:0,high:1}"], "is a range of integers (whole low and high)"),
+        (["+tuner.space.model.dropout={low:0.0,high:0.5,log:true}"], "log sampling needs low > 0"),
+        (["+tuner.space.model.activation=[relu,swoosh]"], "has 'swoosh', not a Keras activation"),
+        (["model=mlp", "+tuner.space.model.taper=[2.0,3.0]"], "the MLP's sizes are searched by tuner.space.depth"),
+        (
+            ["objective.metric=test_accuracy"],
+            "tuner.objective=test_accuracy is not allowed: Keras Tuner needs a per-epoch",
+        ),
+    ],
+)
+def test_bad_model_space_is_refused_with_one_line(
+    compose_cfg: Callable[..., DictConfig], overrides: list[str], message: str
+) -> None:
+    cfg = compose_cfg("model=cnn", "tuner=random", *overrides)
+    with pytest.raises(ConfigError) as err:
+        validate(cfg)
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_model_space_applies_where_it_makes_sense(compose_cfg: Callable[..., DictConfig]) -> None:
+    cnn = compose_cfg(
+        "model=cnn",
+        "tuner=random",
+        "+tuner.space.model.dropout={low:0.1,high:0.5}",
+        "+tuner.space.model.filters=[16,32]",
+        "+tuner.space.model.dense={low:64,high:256,log:true,step:2}",
+    )
+    validate(cnn)
+    space = search_space(cnn)
+    # No MLP sizes for a CNN; its activation key is searched by tuner.space.activation.
+    assert space.depth is None and space.units == () and space.activation is not None
+    assert space.model["dropout"] == Span(0.1, 0.5, 0.3)
+    assert space.model["filters"] == Choices((16, 32), 32)
+    assert space.model["dense"] == Span(64, 256, 128, log=True, step=2) and space.model["dense"].integer
+    described = space.describe()
+    assert "depth" not in described and "units" not in described
+    assert described["model"]["model.filters"] == {"values": (16, 32), "default": 32}
+    # A model without an activation key is not given one.
+    assert search_space(compose_cfg("model=cnn", "tuner=random", "~model.activation")).activation is None
+    # tuner.space.model.activation replaces the activation dimension.
+    own = search_space(compose_cfg("model=cnn", "tuner=random", "+tuner.space.model.activation=[relu,elu]"))
+    assert own.activation is None and own.model["activation"] == Choices(("relu", "elu"), "relu")
+    assert models.registered_name(cnn) == "fashion-mnist-cnn"
+
+
+def test_search_objective_follows_the_study(compose_cfg: Callable[..., DictConfig]) -> None:
+    cfg = compose_cfg("tuner=random", *TINY)
+    data = load_dataset(cfg.data)
+
+    def direction(*overrides: str) -> str:
+        one = compose_cfg("tuner=random", *TINY, *overrides)
+        validate(one)
+        tuner = build_tuner(one, ConfiguredHyperModel(one, search_space(one), data), project_name(one), "0")
+        return f"{tuner.oracle.objective.name} {tuner.oracle.objective.direction}"
+
+    assert direction() == "val_accuracy max"
+    assert direction("objective.metric=val_loss") == "val_loss min"
+    # The study's direction wins over the one the name implies; another tuner.objective goes by its name.
+    assert direction("objective.direction=min") == "val_accuracy min"
+    assert direction("objective.direction=min", "tuner.objective=loss") == "loss min"
+    assert direction("objective.metric=val_loss", "tuner.objective=accuracy") == "accuracy max"
+    stop = early_stopping(compose_cfg("tuner=random", "objective.metric=val_loss"))[0]
+    assert (stop.monitor, stop.mode) == ("val_loss", "min")
+
+
 @pytest.mark.slow
 def test_cli_refuses_a_bad_space_before_any_work(
     cli: Callable[..., subprocess.CompletedProcess[str]], client: MlflowClient, tmp_path: Path
@@ -107,7 +194,7 @@ def test_space_follows_the_model_config(compose_cfg: Callable[..., DictConfig]) 
 
 def test_hypermodel_defaults_are_the_baseline(compose_cfg: Callable[..., DictConfig]) -> None:
     cfg = compose_cfg("tuner=random", *TINY)
-    hypermodel = MlpHyperModel(cfg, search_space(cfg), load_dataset(cfg.data))
+    hypermodel = ConfiguredHyperModel(cfg, search_space(cfg), load_dataset(cfg.data))
     model = hypermodel.build(keras_tuner.HyperParameters())
     hidden = [layer for layer in model.layers if layer.name.startswith("hidden_")]
     assert [layer.units for layer in hidden] == [300, 100]
@@ -122,7 +209,9 @@ def test_hypermodel_defaults_are_the_baseline(compose_cfg: Callable[..., DictCon
 def test_every_tuner_runs_the_baseline_first(compose_cfg: Callable[..., DictConfig], store: str, kind: str) -> None:
     cfg = compose_cfg(f"tuner={kind}", *TINY)
     validate(cfg)
-    tuner = build_tuner(cfg, MlpHyperModel(cfg, search_space(cfg), load_dataset(cfg.data)), project_name(cfg), "0")
+    tuner = build_tuner(
+        cfg, ConfiguredHyperModel(cfg, search_space(cfg), load_dataset(cfg.data)), project_name(cfg), "0"
+    )
     first = tuner.oracle.create_trial("tuner0").hyperparameters.values
     second = tuner.oracle.create_trial("tuner1").hyperparameters.values
     assert {k: v for k, v in first.items() if not k.startswith("tuner/")} == BASELINE
@@ -193,6 +282,59 @@ def test_random_search_logs_every_trial_and_registers_the_best(
     search(compose_cfg(*overrides, "tuner.max_trials=4"))
     assert len(experiment_runs(client)) == 5
     assert len(client.search_model_versions("name = 'test-mlp'")) == 1
+
+
+def test_search_over_a_models_own_keys(compose_cfg: Callable[..., DictConfig], client: MlflowClient) -> None:
+    small = ["model=cnn", "model.filters=4", "model.dense=16", *TINY, "tuner=random", "tuner.max_trials=4"]
+    space = ["+tuner.space.model.dropout={low:0.1,high:0.5}", "+tuner.space.model.filters=[4,8]"]
+    cfg = compose_cfg(*small, *space)
+    validate(cfg)
+    hypermodel = ConfiguredHyperModel(cfg, search_space(cfg), load_dataset(cfg.data))
+    # Trial 0 is the configured CNN: the very job `python sweep.py model=cnn ...` would run.
+    assert config_hash(hypermodel.config_of(keras_tuner.HyperParameters())) == config_hash(cfg)
+    result = search(cfg)
+
+    parents, trials = search_runs(client)
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    assert finished_trial_ids(trials) == ["0", "1", "2", "3"]
+    searched = client.download_artifacts(parents[0].info.run_id, "search_space.json")
+    described = json.loads(Path(searched).read_text())
+    assert set(described["model"]) == {"model.dropout", "model.filters"} and "depth" not in described
+    seen = []
+    for run in trials:
+        params = run.data.params
+        dropout, filters = float(params["model.dropout"]), int(params["model.filters"])
+        # The sampled values reach the trial's config, as `model.dropout=...` on the command line would.
+        assert (float(params["hp.model.dropout"]), int(params["hp.model.filters"])) == (dropout, filters)
+        assert (params["model.kernel_size"], params["model.dense"]) == ("3", "16")  # not searched
+        assert params["model._target_"] == "sweeplab.model.build_cnn" and "model.hidden_units" not in params
+        assert params["model.activation"] in ("relu", "elu", "selu", "gelu", "tanh")
+        seen.append((dropout, filters))
+    assert seen[0] == (0.3, 4) and trials[0].data.tags["sweeplab.trial_id"] == "0"
+    assert all(0.1 <= d <= 0.5 and f in (4, 8) for d, f in seen) and len(set(seen)) > 1
+    assert "hidden_units" not in result.trials and {"model.dropout", "model.filters"} <= set(result.trials)
+    assert "test_accuracy" in parents[0].data.metrics
+
+
+def test_search_minimises_a_loss_objective(compose_cfg: Callable[..., DictConfig], client: MlflowClient) -> None:
+    cfg = compose_cfg("tuner=random", *TINY, "tuner.max_epochs=2", "tuner.max_trials=3", "objective.metric=val_loss")
+    validate(cfg)
+    result = search(cfg)
+
+    parents, trials = search_runs(client)
+    lowest = {}
+    for run in trials:
+        history = [m.value for m in client.get_metric_history(run.info.run_id, "val_loss")]
+        assert run.data.metrics["score"] == pytest.approx(min(history))  # the trial's best epoch: its lowest
+        lowest[run.info.run_id] = min(history)
+    best_run = min(lowest, key=lowest.__getitem__)
+    assert len(set(lowest.values())) == 3  # distinct trials, so the best one is decided
+    parent = parents[0]
+    assert parent.data.tags["sweeplab.best_run_id"] == best_run
+    assert parent.data.metrics["best_score"] == pytest.approx(lowest[best_run])
+    assert list(result.trials.score) == sorted(result.trials.score)  # best (lowest) first
+    assert result.trials.iloc[0].run_id == best_run
+    assert {"test_loss", "test_accuracy"} <= set(parent.data.metrics)
 
 
 def _wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:

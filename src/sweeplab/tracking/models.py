@@ -16,6 +16,9 @@ from sweeplab.tracking import tags
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
+    from omegaconf import DictConfig
+
+    from sweeplab.objective import Objective
 
 CHAMPION = "champion"  # the alias of the best version of a registered model
 SCORE = "test_accuracy"  # what makes a version the champion (higher is better)
@@ -69,11 +72,30 @@ def current_champion(client: MlflowClient, name: str) -> tuple[str, float] | Non
     return str(version.version), float(score) if score is not None else math.nan
 
 
+def registered_name(cfg: DictConfig) -> str | None:
+    """The Model Registry name of tuner.registered_model: None, `auto` (data-model: fashion-mnist-cnn) or a name."""
+    from sweeplab.config import model_name
+
+    name = cfg.tuner.get("registered_model")
+    if name is None:
+        return None
+    if name == "auto":
+        return f"{cfg.data.name}-{model_name(cfg)}".replace("_", "-")
+    return str(name)
+
+
 def register(
-    client: MlflowClient, name: str, source: str, run_id: str, score: float, model_id: str | None = None
+    client: MlflowClient,
+    name: str,
+    source: str,
+    run_id: str,
+    score: float,
+    model_id: str | None = None,
+    objective: Objective | None = None,
 ) -> Champion:
     """Register `source` (a logged model `model_id`'s URI, or any model URI) as a new version of `name`, and
-    make it the champion when its score beats the current champion's (or there is none)."""
+    make it the champion when its score beats the current champion's (or there is none); `objective` says
+    which way is better (default: higher)."""
     from mlflow.exceptions import MlflowException
 
     try:
@@ -83,7 +105,9 @@ def register(
     labels = {tags.MODEL_SOURCE_RUN: run_id, tags.MODEL_SCORE: repr(float(score))}  # exact: equal does not beat
     version = client.create_model_version(name, source, run_id, tags=labels, model_id=model_id).version
     before = current_champion(client, name)
-    promoted = before is None or math.isnan(before[1]) or score > before[1]  # a champion without a score loses
+    maximize = objective is None or objective.maximize
+    beats = before is not None and (score > before[1] if maximize else score < before[1])
+    promoted = before is None or math.isnan(before[1]) or beats  # a champion without a score loses
     if promoted:
         client.set_registered_model_alias(name, CHAMPION, version)
     if before is None:

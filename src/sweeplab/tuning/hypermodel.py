@@ -1,8 +1,10 @@
-"""The MLP as a Keras Tuner HyperModel: sample every hyperparameter at the top, then build as a run does.
+"""The configured model as a Keras Tuner HyperModel: sample every hyperparameter at the top, then build as a
+run does.
 
 Each trial becomes an ordinary sweeplab config (`trial_config`), compiled by `train.compile_model`, so a
 trial trains exactly like `python sweep.py` with the same values and logs the same params. The defaults
 of every hyperparameter are the baseline's values: `build(keras_tuner.HyperParameters())` is the baseline.
+The model's own keys (`tuner.space.model`) are named `model.<key>`; the MLP's sizes `depth`, `units_<i>`.
 """
 
 from __future__ import annotations
@@ -12,8 +14,9 @@ from typing import Any
 import keras_tuner
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from sweeplab.config import model_name
 from sweeplab.data import Dataset
-from sweeplab.tuning.space import Range, SearchSpace, optimizer_config
+from sweeplab.tuning.space import Choices, Range, SearchSpace, Span, optimizer_config
 
 # Hyperband's bookkeeping values in a trial's hyperparameters.
 HYPERBAND_EPOCHS = "tuner/epochs"
@@ -25,18 +28,50 @@ def _int(hp: keras_tuner.HyperParameters, name: str, r: Range, log: bool = False
     return hp.Int(name, int(r.low), int(r.high), sampling="log" if log else "linear", default=int(r.default))
 
 
-def _choice(hp: keras_tuner.HyperParameters, name: str, values: tuple[str, ...], default: str) -> str:
+def _choice(hp: keras_tuner.HyperParameters, name: str, values: tuple[Any, ...], default: Any) -> Any:
     if len(values) == 1:
         return hp.Fixed(name, values[0])
+    if isinstance(default, bool):  # hp.Choice would turn booleans into 0 and 1
+        return hp.Boolean(name, default=default)
     return hp.Choice(name, list(values), default=default)
 
 
+def _model_key(hp: keras_tuner.HyperParameters, key: str, dim: Span | Choices) -> Any:
+    """A model key's value, named `model.<key>`; its default is the baseline's value."""
+    name = f"model.{key}"
+    if isinstance(dim, Choices):
+        return _choice(hp, name, dim.values, dim.default)
+    if dim.fixed:
+        return hp.Fixed(name, dim.low)
+    kind = hp.Int if dim.integer else hp.Float
+    return kind(name, dim.low, dim.high, step=dim.step, sampling="log" if dim.log else "linear", default=dim.default)
+
+
 def sample(hp: keras_tuner.HyperParameters, space: SearchSpace) -> dict[str, Any]:
-    """Every hyperparameter of a trial, drawn (or read back) from `hp`.
+    """Every hyperparameter of a trial, drawn (or read back) from `hp`: the model's keys, then the MLP's
+    sizes (the MLP only), activation, optimizer and learning rate.
 
     Layer widths beyond the smallest depth live in conditional scopes, so a trial only holds the widths
     of the layers it has (Keras Tuner then neither tunes nor logs the others).
     """
+    model = {key: _model_key(hp, key, dim) for key, dim in space.model.items()}
+    units = _units(hp, space) if space.depth is not None else None
+    lr = space.learning_rate
+    activation = space.activation
+    return {
+        "model": model,
+        "units": units,
+        "activation": None if activation is None else _choice(hp, "activation", activation.values, activation.default),
+        "optimizer": _choice(hp, "optimizer", space.optimizer.values, space.optimizer.default),
+        "learning_rate": hp.Fixed("learning_rate", lr.low)
+        if lr.fixed
+        else hp.Float("learning_rate", lr.low, lr.high, sampling="log", default=lr.default),
+    }
+
+
+def _units(hp: keras_tuner.HyperParameters, space: SearchSpace) -> list[int]:
+    """The MLP's hidden sizes: its depth, then one width per layer it has."""
+    assert space.depth is not None
     depth = _int(hp, "depth", space.depth)
     units: list[int] = []
     for i, r in enumerate(space.units):
@@ -47,26 +82,18 @@ def sample(hp: keras_tuner.HyperParameters, space: SearchSpace) -> dict[str, Any
             width = _int(hp, f"units_{i + 1}", r, log=True)
         if i < depth:
             units.append(width)
-    lr = space.learning_rate
-    return {
-        "units": units,
-        "activation": _choice(hp, "activation", space.activation.values, space.activation.default),
-        "optimizer": _choice(hp, "optimizer", space.optimizer.values, space.optimizer.default),
-        "learning_rate": hp.Fixed("learning_rate", lr.low)
-        if lr.fixed
-        else hp.Float("learning_rate", lr.low, lr.high, sampling="log", default=lr.default),
-    }
+    return units
 
 
-class MlpHyperModel(keras_tuner.HyperModel):
-    """Builds and compiles the trial's MLP for `data`, around the baseline `cfg`.
+class ConfiguredHyperModel(keras_tuner.HyperModel):
+    """Builds and compiles the trial's model (any builder) for `data`, around the baseline `cfg`.
 
     With several executions per trial, execution i trains from seed `seed + i`, in a run of its own nested
     under the trial's run (role seed), as `seeds=N` does for a sweep's job; `executed` keeps their results.
     """
 
     def __init__(self, cfg: DictConfig, space: SearchSpace, data: Dataset) -> None:
-        super().__init__(name="mlp")
+        super().__init__(name=model_name(cfg))
         self.cfg = cfg
         self.space = space
         self.data = data
@@ -113,9 +140,13 @@ class MlpHyperModel(keras_tuner.HyperModel):
         OmegaConf.set_struct(cfg, True)
         epochs = hp.values.get(HYPERBAND_EPOCHS) if hp is not None else None
         with open_dict(cfg):
-            cfg.model.units = list(values["units"])
-            cfg.depth = len(values["units"])
-            cfg.activation = values["activation"]
+            for key, value in values["model"].items():  # as `python sweep.py model.KEY=VALUE`
+                cfg.model[key] = value
+            if values["units"] is not None:  # the MLP
+                cfg.model.units = list(values["units"])
+                cfg.depth = cfg.model.depth = len(values["units"])
+            if values["activation"] is not None:  # as `python sweep.py activation=...`
+                cfg.activation = cfg.model.activation = values["activation"]
             cfg.optimizer = optimizer_config(self.cfg, values["optimizer"])
             cfg.lr = float(values["learning_rate"])
             cfg.epochs = int(epochs or self.cfg.tuner.max_epochs)

@@ -25,7 +25,7 @@ from sweeplab.tracking.runs import flat_params, run_name, run_tags
 from sweeplab.tracking.studies import Study
 from sweeplab.tracking.ui import run_link
 from sweeplab.train import EVAL_BATCH_SIZE
-from sweeplab.tuning.hypermodel import MlpHyperModel
+from sweeplab.tuning.hypermodel import ConfiguredHyperModel
 from sweeplab.tuning.space import SearchSpace, search_space
 from sweeplab.tuning.summary import SearchResult, early_stopping, summarize, trials_table
 from sweeplab.tuning.trials import build_tuner, role, search_errors
@@ -79,7 +79,7 @@ def search(cfg: DictConfig) -> SearchResult | None:
     who = role()
     resuming = (Path(cfg.tuner.directory) / project / "oracle.json").exists() and not cfg.force
 
-    tuner = build_tuner(cfg, MlpHyperModel(cfg, space, data), project, experiment_id)
+    tuner = build_tuner(cfg, ConfiguredHyperModel(cfg, space, data), project, experiment_id)
     study = open_search(cfg, project, space, resuming, who)
     print(
         f"sweeplab: {'resuming' if resuming else 'starting'} {cfg.tuner.kind} search {project} ({who}), "

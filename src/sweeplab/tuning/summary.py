@@ -16,8 +16,9 @@ import pandas as pd
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from sweeplab.backend import fresh_start
-from sweeplab.config import hidden_units
+from sweeplab.config import hidden_units, is_mlp
 from sweeplab.data import Dataset
+from sweeplab.objective import Objective, objective_of
 from sweeplab.search_plot import plot_search
 from sweeplab.tables import markdown
 from sweeplab.tracking import models, studies, tags
@@ -25,7 +26,8 @@ from sweeplab.tracking.artifacts import log_model, log_outputs
 from sweeplab.tracking.runs import run_name
 from sweeplab.tracking.studies import Study
 from sweeplab.tracking.ui import run_link
-from sweeplab.train import EVAL_BATCH_SIZE, compile_model, fit
+from sweeplab.train import EVAL_BATCH_SIZE, compile_model, fit, test_metrics
+from sweeplab.tuning.space import tuner_objective
 from sweeplab.tuning.trials import trial_runs
 
 
@@ -40,12 +42,16 @@ class SearchResult:
 
 
 def early_stopping(cfg: DictConfig, restore: bool = False) -> list:
-    """Keras's early stopping on the search's objective, when tuner.patience is set."""
+    """Keras's early stopping on the search's objective, in its direction, when tuner.patience is set."""
     if cfg.tuner.patience is None:
         return []
+    objective = tuner_objective(cfg)
     return [
         keras.callbacks.EarlyStopping(
-            monitor=cfg.tuner.objective, patience=cfg.tuner.patience, restore_best_weights=restore
+            monitor=objective.metric,
+            mode=objective.direction,
+            patience=cfg.tuner.patience,
+            restore_best_weights=restore,
         )
     ]
 
@@ -64,7 +70,7 @@ def trials_table(tuner: Any) -> pd.DataFrame:
                 "status": str(trial.status),
                 "score": np.nan if trial.score is None else float(trial.score),
                 "best_step": trial.best_step,
-                "hidden_units": "-".join(str(values[f"units_{i + 1}"]) for i in range(int(values["depth"]))),
+                **_hidden_units(values),
                 **{k: v for k, v in values.items() if not k.startswith("units_")},
                 "pruned": runs[trial_id].data.tags.get(tags.PRUNED) if trial_id in runs else None,
                 "run_id": runs[trial_id].info.run_id if trial_id in runs else None,
@@ -73,6 +79,13 @@ def trials_table(tuner: Any) -> pd.DataFrame:
     table = pd.DataFrame(rows)
     ascending = tuner.oracle.objective.direction == "min"
     return table.sort_values("score", ascending=ascending, na_position="last", kind="stable")
+
+
+def _hidden_units(values: dict[str, Any]) -> dict[str, str]:
+    """The MLP's hidden sizes as one column (300-100); nothing for other models."""
+    if "depth" not in values:
+        return {}
+    return {"hidden_units": "-".join(str(values[f"units_{i + 1}"]) for i in range(int(values["depth"])))}
 
 
 def _same_values(a: dict[str, Any], b: dict[str, Any]) -> bool:
@@ -130,7 +143,8 @@ def summarize(cfg: DictConfig, tuner: Any, data: Dataset, study: Study) -> Searc
             maximize = tuner.oracle.objective.direction == "max"
             plot_search(in_order, cfg.tuner.objective, folder / "trials.png", title, maximize=maximize)
             best_values = dict(best_trial.hyperparameters.values)
-            best_values["hidden_units"] = hidden_units(best_cfg)
+            if is_mlp(best_cfg):
+                best_values["hidden_units"] = hidden_units(best_cfg)
             (folder / "best_hyperparameters.json").write_text(json.dumps(best_values, indent=2, default=str))
             (folder / "tuner.yaml").write_text(OmegaConf.to_yaml(cfg.tuner, resolve=True))
             mlflow.log_artifacts(str(folder), artifact_path="search")
@@ -139,7 +153,7 @@ def summarize(cfg: DictConfig, tuner: Any, data: Dataset, study: Study) -> Searc
         )
         print(f"sweeplab: the best trial's config trains again, from scratch: {run_name(best_cfg)}", flush=True)
         model, history = retrain_best(best_cfg, data)
-        test = model.evaluate(data.x_test, data.y_test, batch_size=EVAL_BATCH_SIZE, verbose=0, return_dict=True)
+        test = test_metrics(model, data)  # test_loss and the task's: test_accuracy, or test_mae and test_rmse
         metrics = {
             "best_score": best,
             "baseline_score": base,
@@ -147,8 +161,7 @@ def summarize(cfg: DictConfig, tuner: Any, data: Dataset, study: Study) -> Searc
             "trials_completed": float(len(completed)),
             "trials_failed": float((table.status != "COMPLETED").sum()),
             "trials_pruned": float(table["pruned"].notna().sum()),
-            "test_loss": float(test["loss"]),
-            "test_accuracy": float(test["accuracy"]),
+            **test,
             "param_count": float(model.count_params()),
         }
         mlflow.log_metrics(metrics)
@@ -156,12 +169,13 @@ def summarize(cfg: DictConfig, tuner: Any, data: Dataset, study: Study) -> Searc
             log_outputs(best_cfg, model, data, history, Path(tmp), EVAL_BATCH_SIZE)
         if cfg.tracking.log_model:
             log_model(model, data.x_test[: max(1, cfg.training.predict_samples)])
-            if cfg.tuner.registered_model:
-                register_best(cfg.tuner.registered_model, study.run_id, metrics["test_accuracy"])
+            name = models.registered_name(cfg)
+            if name:
+                register_best(name, study.run_id, metrics, objective_of(cfg))
+        tested = " ".join(f"{k}={v:.4f}" for k, v in test.items())
         note = (
             f"{cfg.tuner.kind} search: best {cfg.tuner.objective}={best:.4f} (trial {best_trial.trial_id}, "
-            f"{run_name(best_cfg)}) vs baseline {base:.4f}: gain {best - base:+.4f}; "
-            f"test_accuracy={metrics['test_accuracy']:.4f}"
+            f"{run_name(best_cfg)}) vs baseline {base:.4f}: gain {best - base:+.4f}; {tested}"
         )
         mlflow.set_tag(tags.NOTE, note)
 
@@ -170,16 +184,19 @@ def summarize(cfg: DictConfig, tuner: Any, data: Dataset, study: Study) -> Searc
     return SearchResult(study.run_id, study.experiment_id, best, base, table, metrics)
 
 
-def register_best(name: str, run_id: str, test_accuracy: float) -> None:
+def register_best(name: str, run_id: str, metrics: dict[str, float], objective: Objective) -> None:
     """The model just logged on the parent, as a new version of `name` in the Model Registry; it becomes the
-    champion (alias) when its test accuracy beats the champion's. The parent records how they compared."""
+    champion (alias) when its test score (the objective's test metric: test_accuracy for val_accuracy) beats the
+    champion's. The parent records how they compared."""
     logged = mlflow.last_logged_model()
     source = f"models:/{logged.model_id}" if logged is not None else f"runs:/{run_id}/model"
     model_id = logged.model_id if logged is not None else None
-    champion = models.register(mlflow.MlflowClient(), name, source, run_id, test_accuracy, model_id)
+    score = metrics.get(objective.test_metric, math.nan)
+    client = mlflow.MlflowClient()
+    champion = models.register(client, name, source, run_id, score, model_id, objective=objective)
     mlflow.set_tags({tags.REGISTERED_MODEL: f"{name}/{champion.version}", tags.CHAMPION: champion.sentence()})
     if not math.isnan(champion.previous_score):
-        mlflow.log_metric("previous_champion_test_accuracy", champion.previous_score)
+        mlflow.log_metric(f"previous_champion_{objective.test_metric}", champion.previous_score)
     print(
         f"sweeplab: registered the best model as '{name}' version {champion.version}; {champion.sentence()} "
         f"(predict.py --model {champion.uri})",

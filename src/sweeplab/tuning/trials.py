@@ -22,8 +22,9 @@ from sweeplab.seeds.aggregate import aggregate_metrics
 from sweeplab.signals import interrupted, raise_if_interrupted
 from sweeplab.tracking import store, tags
 from sweeplab.tracking.runs import flat_params, run_name, run_tags, tracked_run
-from sweeplab.tuning.hypermodel import MlpHyperModel
+from sweeplab.tuning.hypermodel import ConfiguredHyperModel
 from sweeplab.tuning.oracles import BayesianOptimizationOracle, HyperbandOracle, RandomSearchOracle
+from sweeplab.tuning.space import tuner_objective
 
 
 def trial_runs(experiment_id: str, project: str, trial_id: str | None = None) -> list:
@@ -45,7 +46,7 @@ class TrackedTrials:
     trial is logged once, where it ran. The parent comes through SWEEPLAB_PARENT_RUN_ID, as for sweeps.
     """
 
-    hypermodel: MlpHyperModel
+    hypermodel: ConfiguredHyperModel
     oracle: Any
     tuner_id: str
 
@@ -203,10 +204,11 @@ def role() -> str:
     return "chief" if "chief" in os.environ.get("KERASTUNER_TUNER_ID", "") else "worker"
 
 
-def build_tuner(cfg: DictConfig, hypermodel: MlpHyperModel, project: str, experiment_id: str) -> TrackedTrials:
+def build_tuner(cfg: DictConfig, hypermodel: ConfiguredHyperModel, project: str, experiment_id: str) -> TrackedTrials:
     t = cfg.tuner
+    objective = tuner_objective(cfg)  # in the study's direction, not the one Keras Tuner reads from the name
     common = {
-        "objective": t.objective,
+        "objective": keras_tuner.Objective(objective.metric, objective.direction),
         "seed": cfg.seed,
         "max_consecutive_failed_trials": t.max_consecutive_failed_trials,
     }
