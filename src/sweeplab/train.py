@@ -16,7 +16,7 @@ from sweeplab.backend import configure_threads, fresh_start
 from sweeplab.config import hidden_units
 from sweeplab.data import Dataset, load_dataset
 from sweeplab.perf import compiled_cache
-from sweeplab.perf.fused_steps import fit_batch_size, fuse_steps
+from sweeplab.perf.fused_steps import fit_batch_size, fuse_steps, fused_steps_of
 from sweeplab.tracking import artifacts, runs, store
 from sweeplab.tracking.ui import run_link
 
@@ -36,12 +36,18 @@ class RunResult:
     pruned_at: int | None = None  # the last epoch trained, when the study's pruner stopped the run early
 
 
-def compile_model(cfg: DictConfig, data: Dataset) -> Any:
-    """The configured MLP, compiled as the run trains it."""
+def build_model(cfg: DictConfig, data: Dataset) -> Any:
+    """The configured MLP, uncompiled, with fresh weights from the current seed."""
     from sweeplab.model import build_mlp
+
+    return build_mlp(data.input_shape, hidden_units(cfg), cfg.activation, data.num_classes)
+
+
+def compile_model(cfg: DictConfig, data: Dataset) -> Any:
+    """The configured MLP, compiled as the run trains it (fused steps where they keep Keras's updates)."""
     from sweeplab.optimizers import build_optimizer
 
-    model = build_mlp(data.input_shape, hidden_units(cfg), cfg.activation, data.num_classes)
+    model = build_model(cfg, data)
     model.compile(
         optimizer=build_optimizer(cfg),
         loss="sparse_categorical_crossentropy",
@@ -58,14 +64,15 @@ def fit(cfg: DictConfig, model: Any, data: Dataset, extra_callbacks: list | None
     from sweeplab.epoch_progress import epoch_progress
     from sweeplab.pruning.callback import pruning_callbacks
 
-    shown = epoch_progress(cfg.training.verbose, len(data.x_train), cfg.batch_size, cfg.training.fused_steps)
+    fused = fused_steps_of(model)  # cfg.training.fused_steps, or 1 where this model keeps Keras's step
+    shown = epoch_progress(cfg.training.verbose, len(data.x_train), cfg.batch_size, fused)
     extra_callbacks = [*(extra_callbacks or []), *shown]
     pruners = pruning_callbacks(cfg)
     history = model.fit(
         data.x_train,
         data.y_train,
         epochs=cfg.epochs,
-        batch_size=fit_batch_size(cfg.batch_size, cfg.training.fused_steps),
+        batch_size=fit_batch_size(cfg.batch_size, fused),
         validation_data=(data.x_valid, data.y_valid),
         validation_batch_size=EVAL_BATCH_SIZE,
         callbacks=[StopOnDivergence(), MlflowEpochLogger(), *pruners, *(extra_callbacks or [])],
@@ -92,7 +99,7 @@ def run(cfg: DictConfig, labels: dict[str, str] | None = None) -> RunResult:
         print(f"sweeplab: run '{name}' ({run_id}) in experiment '{cfg.tracking.experiment}'", flush=True)
         mlflow.log_params(runs.flat_params(cfg))
         artifacts.log_dataset(data)
-        model = compiled_cache.take(cfg, data)
+        model = compiled_cache.take(cfg, data, lambda: build_model(cfg, data))
         if model is None:
             model = compile_model(cfg, data)
 
