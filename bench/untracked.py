@@ -32,7 +32,7 @@ def main(cfg: DictConfig) -> None:
     select_backend(cfg.backend, cfg.training.threads)
     from sweeplab.backend import configure_threads, fresh_start
     from sweeplab.data import load_dataset
-    from sweeplab.perf.fused_steps import fit_batch_size
+    from sweeplab.perf.fused_steps import fit_batch_size, fused_steps_of
     from sweeplab.train import EVAL_BATCH_SIZE, compile_model  # train imports MLflow only where it logs
 
     data = load_dataset(cfg.data)
@@ -44,7 +44,7 @@ def main(cfg: DictConfig) -> None:
         data.x_train,
         data.y_train,
         epochs=cfg.epochs,
-        batch_size=fit_batch_size(cfg.batch_size, cfg.training.fused_steps),
+        batch_size=fit_batch_size(cfg.batch_size, fused_steps_of(model)),
         validation_data=(data.x_valid, data.y_valid),
         validation_batch_size=EVAL_BATCH_SIZE,
         verbose=0,

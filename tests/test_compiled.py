@@ -10,6 +10,8 @@ model's first fit draws an extra shuffle there), and the numbers still repeat.
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from mlflow.tracking import MlflowClient
 
@@ -76,3 +78,89 @@ def test_reused_compiled_model_trains_as_a_fresh_one(compose_cfg, store: str, ba
 def test_reuse_does_not_change_what_a_run_is(compose_cfg) -> None:
     """A finished run is found again (and skipped in a sweep) whether or not it reused compiled steps."""
     assert config_hash(compose_cfg("training.reuse_compiled=false")) == config_hash(compose_cfg())
+
+
+# Models with more state than weights: dropout's seed generator and batch normalisation's moving statistics
+# must start B where a fresh model starts, or B's updates differ from B fresh's (which compiles its own: no
+# reuse). C's builder gives another layout under B's model config: it is compiled afresh, with one line.
+MODELS_CHILD = """
+import contextlib, io, json, sys
+import numpy as np
+from omegaconf import OmegaConf
+from sweeplab.backend import select_backend
+
+base = OmegaConf.create(sys.stdin.read())
+select_backend(base.backend)
+import keras
+from sweeplab.backend import fresh_start
+from sweeplab.data import load_dataset
+from sweeplab.optimizers import build_optimizer
+from sweeplab.perf import compiled_cache
+from sweeplab.perf.fused_steps import fit_batch_size, fuse_steps, fused_steps_of
+
+def build(kind, units=16):
+    extra = {"dropout": [keras.layers.Dropout(0.5)], "batchnorm": [keras.layers.BatchNormalization()]}[kind]
+    return keras.Sequential(
+        [keras.Input((28, 28)), keras.layers.Flatten(), keras.layers.Dense(units, activation="relu"), *extra,
+         keras.layers.Dense(10, activation="softmax")]
+    )
+
+def job(cfg, make):
+    fresh_start(cfg.seed)
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        model = compiled_cache.take(cfg, data, make)
+    reused = model is not None
+    if model is None:
+        model = make()
+        model.compile(
+            optimizer=build_optimizer(cfg), loss="sparse_categorical_crossentropy", metrics=["accuracy"],
+            jit_compile=cfg.training.jit_compile, steps_per_execution=cfg.training.steps_per_execution,
+        )
+        fuse_steps(model, cfg.batch_size, cfg.training.fused_steps)
+    history = model.fit(
+        data.x_train, data.y_train, epochs=cfg.epochs, verbose=0,
+        batch_size=fit_batch_size(cfg.batch_size, fused_steps_of(model)),
+    )
+    compiled_cache.keep(cfg, data, model)
+    return {
+        "reused": reused, "printed": printed.getvalue(),
+        "history": {k: [float(v) for v in vs] for k, vs in history.history.items()},
+        "variables": {v.path: np.asarray(v).tolist() for v in model.variables},
+    }
+
+data = load_dataset(base.data)
+results = {}
+for kind in ("dropout", "batchnorm"):
+    cfg = OmegaConf.merge(base, {"model": {"kind": kind}})
+    fresh = OmegaConf.merge(cfg, {"lr": 0.2, "seed": 2, "training": {"reuse_compiled": False}})
+    results[f"{kind} B fresh"] = job(fresh, lambda: build(kind))
+    results[f"{kind} A"] = job(OmegaConf.merge(cfg, {"lr": 0.05, "seed": 1}), lambda: build(kind))
+    results[f"{kind} B"] = job(OmegaConf.merge(cfg, {"lr": 0.2, "seed": 2}), lambda: build(kind))
+results["C"] = job(OmegaConf.merge(cfg, {"lr": 0.2, "seed": 2}), lambda: build("batchnorm", units=8))
+print("RESULT " + json.dumps(results))
+"""
+
+
+def test_reused_dropout_and_batchnorm_models_train_as_fresh_ones(compose_cfg) -> None:
+    cfg = compose_cfg("data.limit=360", "data.validation_size=100", "epochs=2", "training.fused_steps=4")
+    jobs = run_child(MODELS_CHILD, cfg)
+
+    assert {name: job["reused"] for name, job in jobs.items()} == {
+        "dropout B fresh": False, "dropout A": False, "dropout B": True,
+        "batchnorm B fresh": False, "batchnorm A": False, "batchnorm B": True, "C": False,
+    }  # fmt: skip
+    for kind in ("dropout", "batchnorm"):
+        reused, fresh = jobs[f"{kind} B"], jobs[f"{kind} B fresh"]
+        assert reused["history"] == fresh["history"], kind  # exactly: the same updates
+        assert reused["variables"] == fresh["variables"], kind  # weights, statistics, seed generators' states
+        assert reused["history"]["loss"][1] < reused["history"]["loss"][0], kind
+        assert reused["printed"] == "", kind
+    statistics = [p for p in jobs["batchnorm B"]["variables"] if p.endswith(("moving_mean", "moving_variance"))]
+    assert len(statistics) == 2  # compared above with the fresh model's
+    assert any("seed_generator" in p for p in jobs["dropout B"]["variables"])
+    assert re.fullmatch(
+        r"sweeplab: training.reuse_compiled is off for this model: its variable \S+/kernel is float32\(784, 8\), "
+        r"the kept model's float32\(784, 16\); it is compiled afresh \(same results, slower\)\n",
+        jobs["C"]["printed"],
+    ), jobs["C"]["printed"]

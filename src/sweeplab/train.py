@@ -16,7 +16,7 @@ from sweeplab.backend import configure_threads, fresh_start
 from sweeplab.data import Dataset, load_dataset
 from sweeplab.objective import compile_settings
 from sweeplab.perf import compiled_cache
-from sweeplab.perf.fused_steps import fit_batch_size, fuse_steps
+from sweeplab.perf.fused_steps import fit_batch_size, fuse_steps, fused_steps_of
 from sweeplab.tracking import artifacts, runs, store
 from sweeplab.tracking.ui import run_link
 
@@ -65,14 +65,15 @@ def fit(cfg: DictConfig, model: Any, data: Dataset, extra_callbacks: list | None
     from sweeplab.epoch_progress import epoch_progress
     from sweeplab.pruning.callback import pruning_callbacks
 
-    shown = epoch_progress(cfg.training.verbose, len(data.x_train), cfg.batch_size, cfg.training.fused_steps)
+    fused = fused_steps_of(model)  # cfg.training.fused_steps, or 1 where this model keeps Keras's step
+    shown = epoch_progress(cfg.training.verbose, len(data.x_train), cfg.batch_size, fused)
     extra_callbacks = [*(extra_callbacks or []), *shown]
     pruners = pruning_callbacks(cfg)
     history = model.fit(
         data.x_train,
         data.y_train,
         epochs=cfg.epochs,
-        batch_size=fit_batch_size(cfg.batch_size, cfg.training.fused_steps),
+        batch_size=fit_batch_size(cfg.batch_size, fused),
         validation_data=(data.x_valid, data.y_valid),
         validation_batch_size=EVAL_BATCH_SIZE,
         callbacks=[StopOnDivergence(), MlflowEpochLogger(), *pruners, *(extra_callbacks or [])],
@@ -100,7 +101,7 @@ def run(cfg: DictConfig, labels: dict[str, str] | None = None) -> RunResult:
     fresh_start(cfg.seed)
     name = runs.run_name(cfg)
     # Built before the run opens: a model that does not fit the data is refused in one line, no run made.
-    model = compiled_cache.take(cfg, data)
+    model = compiled_cache.take(cfg, data, lambda: build(cfg, data))
     if model is None:
         model = compile_model(cfg, data)
 

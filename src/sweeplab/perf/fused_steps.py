@@ -9,7 +9,10 @@ batches, so the minibatches, their order and the updates are those of `fit(batch
 last one of an epoch is as short as it would be there. Callbacks see one batch per n minibatches.
 
 The step is set on the model object, not on a subclass: the saved and logged model stays a plain
-Keras model that loads without sweeplab.
+Keras model that loads without sweeplab. What a train step changes lives in the model's variables (weights,
+batch-normalisation statistics, the dropout layers' seed generators), carried from one minibatch to the
+next as Keras does (tests/test_steps.py: dropout, batch normalisation, a CNN). A model whose class defines
+its own train_step keeps Keras's loop (`why_not_fused`): sweeplab vouches for Keras's step only.
 """
 
 from __future__ import annotations
@@ -23,9 +26,30 @@ def fit_batch_size(batch_size: int, fused_steps: int) -> int:
     return batch_size * max(1, fused_steps)
 
 
+def why_not_fused(model: Any) -> str | None:
+    """Why fused steps would not give `model` Keras's own updates and logs, in a few words; None: they would."""
+    import keras
+
+    if type(model).train_step is not keras.Model.train_step:
+        # Its step may return logs of its own (the fused TensorFlow step returns the metrics') or assume
+        # one minibatch per call: nothing says it keeps Keras's results when fused.
+        return f"its class {type(model).__name__} defines its own train_step"
+    return None
+
+
 def fuse_steps(model: Any, batch_size: int, fused_steps: int) -> Any:
-    """Give `model` a train step that runs `fused_steps` minibatches of `batch_size` per call."""
+    """Give `model` a train step that runs `fused_steps` minibatches of `batch_size` per call, if that keeps
+    Keras's updates for it (else one line says why, and it keeps Keras's step). Then train it with
+    `fit(batch_size=fit_batch_size(batch_size, fused_steps_of(model)))`."""
     if fused_steps <= 1:
+        return model
+    reason = why_not_fused(model)
+    if reason is not None:
+        print(
+            f"sweeplab: training.fused_steps={fused_steps} is off for this model: {reason}; "
+            "Keras's own step is used (same results, slower)",
+            flush=True,
+        )
         return model
     import keras
 
@@ -34,8 +58,14 @@ def fuse_steps(model: Any, batch_size: int, fused_steps: int) -> Any:
         step = _jax_step(keras_step, batch_size)
     else:
         step = _tensorflow_step(keras_step, batch_size)
+    step.fused_steps = fused_steps  # type: ignore[attr-defined]
     model.train_step = types.MethodType(step, model)
     return model
+
+
+def fused_steps_of(model: Any) -> int:
+    """Minibatches per call of `model`'s train step: what fuse_steps gave it, 1 for Keras's own step."""
+    return int(getattr(model.train_step, "fused_steps", 1))
 
 
 def _split(data: Any, start: Any, size: Any) -> Any:

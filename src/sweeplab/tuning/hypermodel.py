@@ -116,6 +116,9 @@ class ConfiguredHyperModel(keras_tuner.HyperModel):
 
     def fit(self, hp: keras_tuner.HyperParameters, model: Any, *args: Any, **kwargs: Any) -> Any:
         """Keras Tuner's fit, inside a nested run per execution when a trial has several."""
+        from sweeplab.perf.fused_steps import fit_batch_size, fused_steps_of
+
+        kwargs["batch_size"] = fit_batch_size(self.cfg.batch_size, fused_steps_of(model))  # as its step takes it
         if self.executions <= 1 or self.trial_cfg is None:
             return model.fit(*args, **kwargs)
         import mlflow
