@@ -127,7 +127,11 @@ def _name(config: DictConfig, axes: dict[str, str], prefix: str) -> str:
 
 
 def _warm_up(job_cfg: DictConfig, threads: int | None) -> WarmUp:
-    return WarmUp(backend=job_cfg.backend, threads=threads, data=(job_cfg.data.name, job_cfg.data.path))
+    """Shipped datasets only: a loader's (`data._target_`) data is read by the job, and its config need not
+    have a `path`."""
+    data = job_cfg.data
+    shipped = (data.name, data.get("path")) if data.get("_target_") is None else None
+    return WarmUp(backend=job_cfg.backend, threads=threads, data=shipped)
 
 
 def plan(config: DictConfig) -> Plan:
