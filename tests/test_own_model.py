@@ -214,9 +214,6 @@ def test_compare_groups_the_users_runs_by_their_key(user: User, grid) -> None:
     assert "model.dropout" in done.stdout
 
 
-# TODO(tuner.space.model.<key>): Keras Tuner searching a user's model keys is being added on another branch;
-# until it lands here the search is refused (tuner.space has no `model` key). Remove the xfail then.
-@pytest.mark.xfail(reason="TODO: tuner.space.model.<key> is not implemented in this tree yet", strict=False)
 @pytest.mark.slow
 def test_keras_tuner_searches_the_users_key(user: User) -> None:
     args = [*DIGITS, "tuner=random", "+tuner.space.model.dropout={low:0.1,high:0.5}", "tuner.max_trials=3",

@@ -82,8 +82,21 @@ def _study_runs(experiment_id: str, parent_id: str | None) -> pd.DataFrame:
     return pd.concat([children, grandchildren], ignore_index=True)
 
 
+def default_experiment(client: MlflowClient) -> mlflow.entities.Experiment:
+    """fashion_mnist (the baseline's), else the store's only experiment with runs."""
+    found = client.get_experiment_by_name("fashion_mnist")
+    if found is not None:
+        return found
+    named = [e for e in client.search_experiments() if client.search_runs([e.experiment_id], max_results=1)]
+    if len(named) == 1:
+        return named[0]
+    names = ", ".join(e.name for e in named) or "none with runs"
+    raise CompareError(f"no experiment 'fashion_mnist' in {client.tracking_uri}: give --experiment NAME ({names})")
+
+
 def load_runs(experiment: str | None = None, sweep: str | None = None, tracking_uri: str | None = None) -> RunSet:
-    """Runs of an experiment (default fashion_mnist), or only a sweep's children, with their histories."""
+    """Runs of an experiment (default fashion_mnist, else the only one), or only a sweep's children, with their
+    histories."""
     if tracking_uri:
         mlflow.set_tracking_uri(tracking_uri)
     client = MlflowClient(tracking_uri=tracking_uri)
@@ -95,9 +108,7 @@ def load_runs(experiment: str | None = None, sweep: str | None = None, tracking_
         parent = find_sweep(client, sweep, [exp.experiment_id] if exp else None)
         exp = client.get_experiment(parent.info.experiment_id)
     elif exp is None:
-        exp = client.get_experiment_by_name("fashion_mnist")
-        if exp is None:
-            raise CompareError(f"no experiment 'fashion_mnist' in {client.tracking_uri}: give --experiment NAME")
+        exp = default_experiment(client)
     runs = _study_runs(exp.experiment_id, parent.info.run_id if parent else None)
     where = f"experiment '{exp.name}'" + (f", sweep '{parent.info.run_name}' ({parent.info.run_id})" if parent else "")
     if runs.empty:

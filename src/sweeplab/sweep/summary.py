@@ -167,7 +167,7 @@ def print_summary(plan: Plan, status: str, table: pd.DataFrame, metrics: dict, l
         flush=True,
     )
     with pd.option_context("display.width", 200, "display.max_columns", 20, "display.max_colwidth", 60):
-        print(table.drop(columns=["run_id"]).to_string(index=False), flush=True)
+        print(table.drop(columns=["run_id", "pruned"]).to_string(index=False), flush=True)
     if tags.BEST_RUN in labels:
         figures = " ".join(f"{name}={metrics[f'best_{name}']:.4f}" for name in names)
         print(f"sweeplab: best {labels[tags.BEST]}: {figures} (run {labels[tags.BEST_RUN]})")
