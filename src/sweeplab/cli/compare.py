@@ -44,7 +44,10 @@ def parser() -> argparse.ArgumentParser:
         default="last",
         help="which epoch's value a run counts with: last (default) or best",
     )
-    p.add_argument("--experiment", help="MLflow experiment name (default: fashion_mnist, else the store's only experiment with runs; with --sweep, the sweep's)")
+    p.add_argument(
+        "--experiment",
+        help="MLflow experiment name (default: fashion_mnist, else the store's only experiment with runs; with --sweep, the sweep's)",
+    )
     p.add_argument(
         "--sweep",
         help="only the runs of this study: its parent run id or run name; the "
