@@ -58,10 +58,12 @@ def model_source(model_uri: str, tracking_uri: str | None = None) -> ModelSource
     try:
         info = mlflow.models.get_model_info(model_uri)
         params = MlflowClient(tracking_uri=tracking_uri).get_run(info.run_id).data.params if info.run_id else {}
-        data = _run_data(info.run_id, tracking_uri) if info.run_id and "data._target_" in params else None
     except (MlflowException, OSError) as err:
         raise PredictError(f"cannot find the model {model_uri}: {str(err).splitlines()[0]}") from err
     inputs = info.signature.inputs if info.signature is not None else None
+    features = list(inputs.input_names()) if inputs is not None and inputs.has_input_names() else []
+    # A loader's data (a table, or yours) is rebuilt from the run's config; a search's parent has no data params.
+    data = _run_data(info.run_id, tracking_uri) if info.run_id and ("data._target_" in params or features) else None
     names = params.get("data.class_names")
     path = params.get("data.path")
     return ModelSource(
@@ -69,18 +71,23 @@ def model_source(model_uri: str, tracking_uri: str | None = None) -> ModelSource
         dataset=params.get("data.name"),
         data_path=None if path in (None, "null") else path,
         class_names=list(ast.literal_eval(names)) if names else [],
-        task=params.get("data.task") or "classification",
-        features=list(inputs.input_names()) if inputs is not None and inputs.has_input_names() else [],
+        task=(data.get("task") if data is not None else None) or params.get("data.task") or "classification",
+        features=features,
         data=data,
     )
 
 
-def _run_data(run_id: str, tracking_uri: str | None) -> DictConfig:
-    """The data config the run trained with, from its resolved config.yaml."""
+def _run_data(run_id: str, tracking_uri: str | None) -> DictConfig | None:
+    """The data config the run trained with, from its resolved config.yaml (None if it has none)."""
     import mlflow
 
-    path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="config.yaml", tracking_uri=tracking_uri)
-    return OmegaConf.load(path).data
+    try:
+        path = mlflow.artifacts.download_artifacts(
+            run_id=run_id, artifact_path="config.yaml", tracking_uri=tracking_uri
+        )
+    except (MlflowException, OSError):
+        return None
+    return OmegaConf.load(path).get("data")
 
 
 def default_class_names(dataset: str) -> list[str]:
