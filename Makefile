@@ -49,6 +49,7 @@ ui: setup ## open the MLflow UI on the project's store (mlruns/) at http://127.0
 
 # MLflow's scoring server runs uvicorn from PATH; the store is the project's unless MLFLOW_TRACKING_URI says otherwise;
 # no download bars nor TensorFlow's C++ log lines, as sweeplab.backend.quiet_start.
+# Image models take scaled images; table models raw rows by column (CSV or dataframe_split JSON): docs/compare.md.
 serve: setup ## serve a model at http://127.0.0.1:5002/invocations (default the champion; MODEL=models:/..., SERVE_PORT=...)
 	MLFLOW_TRACKING_URI=$${MLFLOW_TRACKING_URI:-sqlite:///mlruns/mlflow.db} PATH=$(BIN):$$PATH \
 	  MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR=$${MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR:-false} \

@@ -22,6 +22,7 @@ ARTIFACTS = {
     "predictions.csv",
     "model_summary.txt",
     "config.yaml",
+    "inputs.json",
     "hydra",
 }
 

@@ -1,25 +1,26 @@
-"""Predictions from a logged model: class names and probabilities for test images or image files.
+"""Predictions from a logged model: class names or numbers for test rows, image files or the rows of a CSV file.
 
 The model is loaded with mlflow.pyfunc from any MLflow model URI (runs:/<run id>/model, models:/<model id>,
-models:/<name>/<version>, models:/<name>/latest, models:/<name>@<alias>); class names come from the run that
-logged it, which MLflow's own model info names (sweeplab.tracking.models).
+models:/<name>/<version>, models:/<name>/latest, models:/<name>@<alias>); what it was trained on comes from
+the run that logged it, which MLflow's own model info names (sweeplab.tracking.models). A table model's
+signature names its feature columns: it takes raw rows and scales them itself (tracking/pyfunc_model.py).
 """
 
 from __future__ import annotations
 
 import ast
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from sweeplab.config import CONF_DIR
 from sweeplab.errors import PredictError
-from sweeplab.tracking.models import source_run_id
 
 IMAGE_SIZE = (28, 28)
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".npy")
@@ -27,12 +28,25 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".npy")
 
 @dataclass
 class ModelSource:
-    """What the model's run tells about its data: which dataset, where from, its class names."""
+    """What the model and its run tell about its data: which dataset, where from, its task and class names;
+    for a table model its feature columns (the signature's) and the run's data config."""
 
     run_id: str | None
     dataset: str | None
     data_path: str | None
     class_names: list[str]
+    task: str = "classification"
+    features: list[str] = field(default_factory=list)  # empty: the model takes images
+    data: DictConfig | None = None  # the run's data config (config.yaml), for a data config with a _target_
+
+    @property
+    def is_table(self) -> bool:
+        return bool(self.features)
+
+    @property
+    def target(self) -> str | None:
+        """A table's target column (data.target), shown as `true` where a CSV file has it."""
+        return None if self.data is None or self.data.get("target") is None else str(self.data.target)
 
 
 def model_source(model_uri: str, tracking_uri: str | None = None) -> ModelSource:
@@ -42,18 +56,38 @@ def model_source(model_uri: str, tracking_uri: str | None = None) -> ModelSource
     if tracking_uri:
         mlflow.set_tracking_uri(tracking_uri)  # MLflow's model URIs resolve against the current store
     try:
-        run_id = source_run_id(model_uri)
-        params = MlflowClient(tracking_uri=tracking_uri).get_run(run_id).data.params if run_id else {}
+        info = mlflow.models.get_model_info(model_uri)
+        params = MlflowClient(tracking_uri=tracking_uri).get_run(info.run_id).data.params if info.run_id else {}
     except (MlflowException, OSError) as err:
         raise PredictError(f"cannot find the model {model_uri}: {str(err).splitlines()[0]}") from err
+    inputs = info.signature.inputs if info.signature is not None else None
+    features = list(inputs.input_names()) if inputs is not None and inputs.has_input_names() else []
+    # A loader's data (a table, or yours) is rebuilt from the run's config; a search's parent has no data params.
+    data = _run_data(info.run_id, tracking_uri) if info.run_id and ("data._target_" in params or features) else None
     names = params.get("data.class_names")
     path = params.get("data.path")
     return ModelSource(
-        run_id=run_id,
+        run_id=info.run_id,
         dataset=params.get("data.name"),
         data_path=None if path in (None, "null") else path,
         class_names=list(ast.literal_eval(names)) if names else [],
+        task=(data.get("task") if data is not None else None) or params.get("data.task") or "classification",
+        features=features,
+        data=data,
     )
+
+
+def _run_data(run_id: str, tracking_uri: str | None) -> DictConfig | None:
+    """The data config the run trained with, from its resolved config.yaml (None if it has none)."""
+    import mlflow
+
+    try:
+        path = mlflow.artifacts.download_artifacts(
+            run_id=run_id, artifact_path="config.yaml", tracking_uri=tracking_uri
+        )
+    except (MlflowException, OSError):
+        return None
+    return OmegaConf.load(path).get("data")
 
 
 def default_class_names(dataset: str) -> list[str]:
@@ -99,8 +133,43 @@ def test_images(dataset: str, data_path: str | None, count: int) -> tuple[np.nda
     return x_test[:count].astype(np.float32) / np.float32(255), y_test[:count].astype(np.int64)
 
 
-def predict(model_uri: str, images: np.ndarray, tracking_uri: str | None = None) -> np.ndarray:
-    """Class probabilities, one row per image."""
+def test_rows(source: ModelSource, count: int, data_path: str | None = None) -> tuple[Any, np.ndarray, list[str]]:
+    """The first `count` test rows of the run's data, rebuilt from its config: raw table rows by feature name
+    (or other inputs as the model trained on them), the true classes (names) or numbers, the class names."""
+    from sweeplab.data import load_dataset, raw_arrays
+
+    if source.data is None:
+        raise PredictError("the model's run has no data config with a _target_: give --csv FILE or --images FILE")
+    data = source.data.copy()
+    if data_path:
+        data.path = data_path
+    dataset = load_dataset(data)
+    true = dataset.y_test[:count]
+    if dataset.class_names:
+        true = np.asarray([dataset.class_names[i] for i in true])
+    if not source.is_table:
+        return dataset.x_test[:count], true, dataset.class_names
+    x_test = raw_arrays(data)[0][2][:count]
+    return pd.DataFrame(x_test.astype(np.float64), columns=source.features), true, dataset.class_names
+
+
+def csv_rows(path: Path, source: ModelSource) -> tuple[pd.DataFrame, np.ndarray | None]:
+    """A CSV file's rows: the model's feature columns by name (raw values) and its target column, if it has one."""
+    if not source.is_table:
+        raise PredictError(f"--csv {path}: the model takes images, not table rows; give --images FILE")
+    try:
+        table = pd.read_csv(path)
+    except (OSError, ValueError, UnicodeDecodeError) as err:
+        raise PredictError(f"cannot read {path} as CSV: {str(err).splitlines()[0]}") from err
+    missing = [c for c in source.features if c not in table.columns]
+    if missing:
+        raise PredictError(f"{path} lacks the model's feature columns {', '.join(missing)}")
+    true = table[source.target].to_numpy() if source.target and source.target in table.columns else None
+    return table[source.features], true
+
+
+def predict(model_uri: str, inputs: Any, tracking_uri: str | None = None) -> Any:
+    """The logged model's answer: class probabilities (images), or a table model's classes or numbers."""
     import keras
     import mlflow
 
@@ -111,25 +180,19 @@ def predict(model_uri: str, images: np.ndarray, tracking_uri: str | None = None)
     except (MlflowException, OSError) as err:
         raise PredictError(f"cannot load model {model_uri}: {str(err).splitlines()[0]}") from err
     keras.config.disable_interactive_logging()  # models logged before sweeplab's own model code predict via Keras
-    return np.asarray(model.predict(images.astype(np.float32)))
+    if isinstance(inputs, np.ndarray):
+        inputs = inputs.astype(np.float32)
+    try:
+        return model.predict(inputs)
+    except MlflowException as err:
+        raise PredictError(f"model {model_uri} refused the input: {str(err).splitlines()[0]}") from err
 
 
-def predictions_table(
-    probabilities: np.ndarray,
-    class_names: list[str],
-    labels: np.ndarray | None = None,
-    names: list[str] | None = None,
-) -> pd.DataFrame:
-    """index (or image file), true class (test images), predicted class, its probability, p(class) columns."""
-    names_ = class_names or [str(i) for i in range(probabilities.shape[1])]
-    if len(names_) != probabilities.shape[1]:
-        raise PredictError(f"the model gives {probabilities.shape[1]} classes but there are {len(names_)} names")
-    table = pd.DataFrame({"index": np.arange(len(probabilities))})
-    if names is not None:
-        table["image"] = names
-    if labels is not None:
-        table["true"] = [names_[i] for i in labels]
-    table["predicted"] = [names_[i] for i in probabilities.argmax(axis=1)]
-    table["probability"] = probabilities.max(axis=1).round(4)
-    per_class = pd.DataFrame(probabilities.round(4), columns=[f"p({c})" for c in names_])
-    return pd.concat([table, per_class], axis=1)
+def as_outputs(answer: Any, class_names: list[str]) -> tuple[np.ndarray, list[str]]:
+    """The model's answer as one row of outputs per input and the class names: a table classifier's
+    p(<class>) columns name its classes."""
+    if isinstance(answer, pd.DataFrame):
+        columns = [c for c in answer.columns if c.startswith("p(") and c.endswith(")")]
+        return answer[columns].to_numpy(dtype=np.float64), [c[2:-1] for c in columns]
+    outputs = np.asarray(answer)
+    return outputs.reshape(len(outputs), -1), class_names

@@ -127,7 +127,7 @@ def run(cfg: DictConfig, labels: dict[str, str] | None = None) -> RunResult:
             samples = artifacts.log_outputs(cfg, model, data, history, Path(tmp), EVAL_BATCH_SIZE)
         if preparing is not None:
             futures.wait([preparing])  # a failure there is log_model's to report, if it fails again
-            artifacts.log_model(model, data.x_test[: max(1, cfg.training.predict_samples)])
+            artifacts.log_model(model, data.x_test[: max(1, cfg.training.predict_samples)], data)
     compiled_cache.keep(cfg, data, model)  # for the next job in this process, now that this run is recorded
 
     print(

@@ -46,7 +46,8 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--experiment",
-        help="MLflow experiment name (default: fashion_mnist, else the store's only experiment with runs; with --sweep, the sweep's)",
+        help="MLflow experiment name (default: fashion_mnist, else the store's only experiment with runs; "
+        "with --sweep, the sweep's)",
     )
     p.add_argument(
         "--sweep",

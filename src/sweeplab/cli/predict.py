@@ -5,17 +5,22 @@ from __future__ import annotations
 import argparse
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from sweeplab.backend import load_keras, quiet_start
 from sweeplab.cli import fail
 from sweeplab.errors import DataError, PredictError
 
+if TYPE_CHECKING:
+    from sweeplab.predict import ModelSource
+
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="predict.py",
-        description="Class names and probabilities from a model logged by sweeplab, for the first test "
-        "images (default) or for image files.",
+        description="Class names and probabilities, or predicted numbers (regression), from a model logged by "
+        "sweeplab: for the first test images or table rows of the model's data (default), for image files, or "
+        "for the rows of a CSV file (a table model).",
     )
     p.add_argument(
         "--model",
@@ -24,7 +29,8 @@ def parser() -> argparse.ArgumentParser:
         "models:/<name>/<version>, models:/<name>/latest, models:/<name>@<alias> (a search's best so far: "
         "models:/fashion-mnist-mlp@champion)",
     )
-    p.add_argument(
+    given = p.add_mutually_exclusive_group()
+    given.add_argument(
         "--images",
         nargs="+",
         type=Path,
@@ -32,18 +38,28 @@ def parser() -> argparse.ArgumentParser:
         help="PNG/JPG (grayscale, resized to "
         "28x28) or .npy files; default: the first --count test images of the model's dataset",
     )
+    given.add_argument(
+        "--csv",
+        type=Path,
+        metavar="FILE",
+        help="a table model: predict every row of this CSV file (raw values; the model's feature columns by name, "
+        "others ignored; the run's target column, if there, is shown as `true`)",
+    )
     p.add_argument(
         "--invert",
         action="store_true",
         help="invert image files (dark object on white paper; the training images are light on black)",
     )
-    p.add_argument("--count", type=int, default=3, help="how many test images (default 3, as the tutorial)")
+    p.add_argument("--count", type=int, default=3, help="how many test images or rows (default 3, as the tutorial)")
     p.add_argument(
         "--data",
         choices=["fashion_mnist", "mnist"],
         help="test images from this dataset (default: the one the model's run trained on)",
     )
-    p.add_argument("--data-path", help="a folder of IDX files or an .npz in the Keras layout (as data.path)")
+    p.add_argument(
+        "--data-path",
+        help="a folder of IDX files or an .npz in the Keras layout, or a table model's CSV file (as data.path)",
+    )
     p.add_argument("--tracking-uri", help="MLflow store (default: MLFLOW_TRACKING_URI, else mlruns/mlflow.db)")
     return p
 
@@ -51,14 +67,8 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     quiet_start()
-    from sweeplab.predict import (
-        default_class_names,
-        model_source,
-        predict,
-        predictions_table,
-        read_image,
-        test_images,
-    )
+    from sweeplab.predict import as_outputs, model_source, predict
+    from sweeplab.predictions import predictions_table, shown_columns
     from sweeplab.tracking.store import default_store_uri
 
     if args.count < 1:
@@ -67,27 +77,40 @@ def main(argv: list[str] | None = None) -> int:
     uri = args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or default_store_uri()
     try:
         source = model_source(args.model, tracking_uri=uri)
-        dataset = args.data or source.dataset or "fashion_mnist"
-        class_names = source.class_names or default_class_names(dataset)
-        labels = names = None
-        if args.images:
-            import numpy as np
-
-            stacks = [read_image(path, invert=args.invert) for path in args.images]
-            names = [
-                f"{p.name}[{i}]" if len(s) > 1 else p.name
-                for p, s in zip(args.images, stacks, strict=False)
-                for i in range(len(s))
-            ]
-            images = np.concatenate(stacks)
-        else:
-            data_path = args.data_path or (source.data_path if dataset == source.dataset else None)
-            images, labels = test_images(dataset, data_path, args.count)
-        probabilities = predict(args.model, images, tracking_uri=uri)
-        table = predictions_table(probabilities, class_names, labels=labels, names=names)
+        inputs, true, names, class_names = model_inputs(args, source)
+        outputs, class_names = as_outputs(predict(args.model, inputs, tracking_uri=uri), class_names)
+        table = predictions_table(outputs, source.task, class_names, true=true, names=names)
     except (PredictError, DataError) as err:
         fail(err, prog="predict", status=2)
-    shown = [c for c in ("index", "image", "true", "predicted", "probability") if c in table]
     print(f"predict: {args.model}" + (f" (run {source.run_id})" if source.run_id else ""))
-    print(table[shown].to_string(index=False))
+    print(table[shown_columns(table)].to_string(index=False))
     return 0
+
+
+def model_inputs(args: argparse.Namespace, source: ModelSource) -> tuple[Any, Any, list[str] | None, list[str]]:
+    """(inputs, true values or None, image names or None, class names) for what the arguments ask."""
+    import numpy as np
+
+    from sweeplab.predict import csv_rows, default_class_names, read_image, test_images, test_rows
+
+    if source.is_table and args.images:
+        raise PredictError(f"--images: the model takes table rows ({', '.join(source.features)}); give --csv FILE")
+    if args.csv:
+        inputs, true = csv_rows(args.csv, source)
+        return inputs, true, None, source.class_names
+    dataset = args.data or source.dataset or "fashion_mnist"
+    class_names = source.class_names or default_class_names(dataset)
+    if args.images:
+        stacks = [read_image(path, invert=args.invert) for path in args.images]
+        names = [
+            f"{p.name}[{i}]" if len(s) > 1 else p.name
+            for p, s in zip(args.images, stacks, strict=False)
+            for i in range(len(s))
+        ]
+        return np.concatenate(stacks), None, names, class_names
+    if source.data is not None and not args.data:  # the run's own data config (a _target_ loader)
+        inputs, true, found = test_rows(source, args.count, args.data_path)
+        return inputs, true, None, class_names if source.class_names else found
+    data_path = args.data_path or (source.data_path if dataset == source.dataset else None)
+    images, labels = test_images(dataset, data_path, args.count)
+    return images, labels, None, class_names

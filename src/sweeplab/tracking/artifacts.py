@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import tempfile
 import warnings
 from concurrent.futures import Future
@@ -15,43 +16,20 @@ from omegaconf import DictConfig, OmegaConf
 from sweeplab import compat
 from sweeplab.data import Dataset
 from sweeplab.perf.process import in_background
+from sweeplab.predictions import is_table, model_inputs, predictions_table, raw_rows
 from sweeplab.tracking.runs import run_name
 
 # MLflow and matplotlib are imported where they are used: this module is imported before a run starts.
 
 PYFUNC_CODE = Path(__file__).with_name("pyfunc_model.py")  # the logged model's code (MLflow's models from code)
 KERAS_ARTIFACT = "keras_model"  # the logged model's .keras file, as pyfunc_model.py loads it
+INPUTS_ARTIFACT = "inputs"  # the logged model's inputs.json (what it takes, how it scales raw rows), as it loads it
+INPUTS_FILE = "inputs.json"
 
 
 def numpy_digest(*arrays: Any) -> str:
     """MLflow's own digest of a NumPy dataset, without copying the arrays (tests/test_train.py compares them)."""
     return compat.numpy_dataset_digest(arrays)
-
-
-def predictions_table(outputs: np.ndarray, data: Dataset) -> pd.DataFrame:
-    """The first test rows' predictions (the tutorial's predict step): class names and probabilities, or
-    the regression targets' true and predicted values and the error."""
-    if data.task == "regression":
-        true = data.y_test[: len(outputs)].reshape(len(outputs), -1)
-        table = pd.DataFrame({"index": np.arange(len(outputs))})
-        for i in range(outputs.shape[1]):
-            suffix = "" if outputs.shape[1] == 1 else f"_{i}"
-            table[f"true{suffix}"] = true[:, i].round(4)
-            table[f"predicted{suffix}"] = outputs[:, i].astype(float).round(4)
-            table[f"error{suffix}"] = (outputs[:, i] - true[:, i]).astype(float).round(4)
-        return table
-    probabilities = outputs
-    predicted = probabilities.argmax(axis=1)
-    table = pd.DataFrame(
-        {
-            "index": np.arange(len(probabilities)),
-            "true": [data.class_names[i] for i in data.y_test[: len(probabilities)]],
-            "predicted": [data.class_names[i] for i in predicted],
-            "probability": probabilities.max(axis=1).round(4),
-        }
-    )
-    per_class = pd.DataFrame(probabilities.round(4), columns=[f"p({c})" for c in data.class_names])
-    return pd.concat([table, per_class], axis=1)
 
 
 def model_requirements() -> list[str]:
@@ -84,34 +62,61 @@ def inference_copy(model: Any) -> Any:
     return copy
 
 
-def log_model(model: Any, example: np.ndarray) -> None:
+def log_model(model: Any, example: np.ndarray, data: Dataset | None = None) -> None:
     """Log the model, with signature and input example, as the code in tracking/pyfunc_model.py serving an
     inference copy of the Keras model: it loads with mlflow.pyfunc.load_model (and `mlflow models serve`)
-    on any Keras backend and predicts without progress output."""
+    on any Keras backend and predicts without progress output.
+
+    `example` is a few inputs as the model trains on them. With `data`, the model also carries what it takes
+    (inputs.json): a table model takes raw rows by column name (its signature names the features), scales
+    them itself and answers with class names or numbers; images keep their contract (scaled 0..1 in, class
+    probabilities out). Without `data`, it is an image model."""
     import keras
     import mlflow
     from mlflow.models import infer_signature
 
     # A direct call, not predict(): predict would compile a step for this batch shape only for this.
-    signature = infer_signature(example, keras.ops.convert_to_numpy(model(example, training=False)))
+    outputs = keras.ops.convert_to_numpy(model(example, training=False))
+    described = model_inputs(data) if data is not None else None
+    inputs: Any = example
+    answers: Any = outputs
+    if data is not None and is_table(data):
+        inputs = pd.DataFrame(raw_rows(example, data.preprocessing), columns=described["features"])
+        answers = model_answers(outputs, data)
+    signature = infer_signature(inputs, answers)
     with tempfile.TemporaryDirectory() as tmp:
         saved = Path(tmp) / "model.keras"
         inference_copy(model).save(saved)
+        files = {KERAS_ARTIFACT: str(saved)}
+        if described is not None:
+            (Path(tmp) / INPUTS_FILE).write_text(json.dumps(described, indent=2))
+            files[INPUTS_ARTIFACT] = str(Path(tmp) / INPUTS_FILE)
         mlflow.pyfunc.log_model(
             name="model",
             python_model=str(PYFUNC_CODE),
-            artifacts={KERAS_ARTIFACT: str(saved)},
+            artifacts=files,
             signature=signature,
-            input_example=example,
+            input_example=inputs,
             pip_requirements=model_requirements(),
         )
+
+
+def model_answers(outputs: np.ndarray, data: Dataset) -> Any:
+    """What the logged table model answers for these outputs (tracking/pyfunc_model.py's table_outputs, which
+    runs without sweeplab): the predicted class and p(<class>) columns, or the predicted numbers."""
+    if data.task == "regression":
+        return outputs[:, 0] if outputs.shape[1] == 1 else outputs
+    frame = pd.DataFrame({"predicted": [data.class_names[i] for i in outputs.argmax(axis=1)]})
+    for i, name in enumerate(data.class_names):
+        frame[f"p({name})"] = outputs[:, i].astype(np.float64)
+    return frame
 
 
 def log_outputs(
     cfg: DictConfig, model: Any, data: Dataset, history: pd.DataFrame, folder: Path, eval_batch_size: int
 ) -> pd.DataFrame:
     """history.csv, curves, confusion matrix (classification), sample predictions, model summary, resolved
-    config, and how raw inputs are scaled (preprocessing.json, which the logged model applies)."""
+    config, and what the model takes (inputs.json: a table's features and the scaling the logged model applies)."""
     import mlflow
 
     from sweeplab.plots import confusion_matrix, plot_confusion_matrix, plot_learning_curves
@@ -127,13 +132,15 @@ def log_outputs(
         pd.DataFrame(matrix, index=data.class_names, columns=data.class_names).to_csv(folder / "confusion_matrix.csv")
         plot_confusion_matrix(matrix, data.class_names, folder / "confusion_matrix.png")
 
-    samples = predictions_table(outputs[: cfg.training.predict_samples], data)
+    shown = outputs[: cfg.training.predict_samples]
+    samples = predictions_table(shown, data.task, data.class_names, true=data.y_test[: len(shown)])
     samples.to_csv(folder / "predictions.csv", index=False)
 
     lines: list[str] = []
     model.summary(print_fn=lambda line, *args, **kwargs: lines.append(line))
     (folder / "model_summary.txt").write_text("\n".join(lines) + "\n")
     (folder / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    (folder / INPUTS_FILE).write_text(json.dumps(model_inputs(data), indent=2))
     mlflow.log_artifacts(str(folder))
     hydra_dir = _hydra_output_dir()
     if hydra_dir is not None and (hydra_dir / ".hydra").is_dir():

@@ -31,7 +31,10 @@ MAX_TRIALS = "sweeplab.max_trials"
 CHAMPION = "sweeplab.champion"  # on a search's parent: how its registered model compared with the champion
 
 MODEL_SOURCE_RUN = "sweeplab.search_run"  # on a registered model version: the run that logged it
-MODEL_SCORE = "sweeplab.test_accuracy"  # on a registered model version: what ranks it for the champion alias
+MODEL_SCORE = "sweeplab.test_accuracy"  # on a registered model version ranked by test_accuracy: its value
+MODEL_METRIC = "sweeplab.score_metric"  # on a registered model version: the metric that ranks it (test_loss, ...)
+MODEL_DIRECTION = "sweeplab.score_direction"  # ... and its direction: max or min
+MODEL_VALUE = "sweeplab.score"  # ... and its value, which the champion alias goes by
 
 TRIAL = "sweeplab.trial_id"
 TRIAL_STATUS = "sweeplab.trial_status"

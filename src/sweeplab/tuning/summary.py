@@ -168,7 +168,7 @@ def summarize(cfg: DictConfig, tuner: Any, data: Dataset, study: Study) -> Searc
         with tempfile.TemporaryDirectory() as tmp:
             log_outputs(best_cfg, model, data, history, Path(tmp), EVAL_BATCH_SIZE)
         if cfg.tracking.log_model:
-            log_model(model, data.x_test[: max(1, cfg.training.predict_samples)])
+            log_model(model, data.x_test[: max(1, cfg.training.predict_samples)], data)
             name = models.registered_name(cfg)
             if name:
                 register_best(name, study.run_id, metrics, objective_of(cfg))
