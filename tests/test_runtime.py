@@ -1,9 +1,8 @@
 """`runtime.exit_quickly`, how sweep.py ends: what a normal exit guarantees still happens; the collector
-paused while a job imports (`pause_gc`, `resume_gc`); glibc's mmap threshold fixed (`fix_malloc_threshold`)."""
+paused while a job imports (`pause_gc`, `resume_gc`)."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -73,36 +72,3 @@ def test_gc_pauses_for_the_imports_and_collects_the_job(tmp_path: Path) -> None:
     _, paused, enabled, frozen, freed = next(x for x in proc.stdout.splitlines() if x.startswith("RESULT")).split()
     assert (paused, enabled, freed) == ("True", "True", "True")
     assert int(frozen) > 100_000  # TensorFlow's objects, left out of every later collection
-
-
-MALLOC_CHILD = """
-import ctypes, os
-from sweeplab.perf.process import fix_malloc_threshold
-
-libc = ctypes.CDLL(None)
-libc.malloc.restype = ctypes.c_void_p
-libc.free.argtypes = [ctypes.c_void_p]
-fixed = fix_malloc_threshold()
-libc.free(libc.malloc(4 << 20))  # freeing an mmap'ed 4 MiB block raises glibc's threshold, unless fixed
-block = libc.malloc(4 << 20)
-with open("/proc/self/maps") as maps:  # an mmap'ed block starts 16 bytes into a mapping of its own
-    mapped = any(int(line.split("-")[0], 16) == block - 16 for line in maps)
-print("RESULT", fixed, mapped)
-"""
-
-
-@pytest.mark.skipif(
-    not sys.platform.startswith("linux") or not (os.confstr("CS_GNU_LIBC_VERSION") or "").startswith("glibc"),
-    reason="glibc only",
-)
-@pytest.mark.parametrize("user_setting", [None, "65536"])
-def test_malloc_threshold_stays_fixed_unless_the_user_sets_it(user_setting: str | None) -> None:
-    """fix_malloc_threshold keeps large blocks mmap'ed after one is freed; MALLOC_MMAP_THRESHOLD_ wins."""
-    env = {k: v for k, v in os.environ.items() if k != "MALLOC_MMAP_THRESHOLD_"}
-    if user_setting is not None:
-        env["MALLOC_MMAP_THRESHOLD_"] = user_setting
-    proc = subprocess.run([sys.executable, "-c", MALLOC_CHILD], capture_output=True, text=True, timeout=60, env=env)
-    assert proc.returncode == 0, proc.stderr
-    _, fixed, mapped = next(x for x in proc.stdout.splitlines() if x.startswith("RESULT")).split()
-    assert fixed == str(user_setting is None)
-    assert mapped == "True"  # fixed by us, or by the user's own (lower) threshold

@@ -20,7 +20,7 @@ from sweeplab.backend import quiet_start, select_backend
 from sweeplab.cli import fail, stopped
 from sweeplab.config import CONF_DIR, register_configs
 from sweeplab.errors import SweeplabError
-from sweeplab.perf.process import exit_quickly, fix_malloc_threshold, pause_gc
+from sweeplab.perf.process import exit_quickly, pause_gc
 from sweeplab.signals import handle_signals
 from sweeplab.tracking.store import check_store
 from sweeplab.validate import validate
@@ -82,7 +82,6 @@ def main(cfg: DictConfig) -> float:
     global _in_job
     _in_job = True
     quiet_start()  # again: a launcher's worker process starts here
-    fix_malloc_threshold()
     handle_signals()
     from sweeplab.sweep.job import in_multirun, run_job
 
@@ -113,7 +112,6 @@ def run(app: Callable[[], Any] | None = None) -> NoReturn:
     from sweeplab.sweep.callback import last_outcome
 
     quiet_start()
-    fix_malloc_threshold()  # before TensorFlow allocates
     pause_gc()
     try:
         (app or main)()

@@ -82,9 +82,8 @@ def warm(warm_up: WarmUp) -> bool:
     """In a worker: import (and load) what the first job needs; True when it all went through."""
     global _warmed
     _warmed = True
-    from sweeplab.perf.process import fix_malloc_threshold, pause_gc
+    from sweeplab.perf.process import pause_gc
 
-    fix_malloc_threshold()  # before TensorFlow allocates, as sweep.py does
     pause_gc()  # until the first job's fresh_start: the imports here are most of a worker's
     try:
         _warm(warm_up)

@@ -1,9 +1,7 @@
-"""A process's start and end: malloc's cache fixed, the garbage collector paused while it imports, work beside
-training, a quick exit."""
+"""A process's start and end: the garbage collector paused while it imports, work beside training, a quick exit."""
 
 from __future__ import annotations
 
-import ctypes
 import gc
 import os
 import sys
@@ -12,38 +10,6 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, NoReturn
 
 from sweeplab import compat
-
-# glibc's mallopt parameter, and the size it is set to: glibc's own starting value (128 KiB).
-_M_MMAP_THRESHOLD = -3
-MMAP_THRESHOLD = 128 * 1024
-
-
-def fix_malloc_threshold() -> bool:
-    """Keep glibc's malloc from holding freed batches: blocks of 128 KiB or more stay mmap'ed, freed at once.
-
-    glibc raises its mmap threshold each time a large mmap'ed block is freed (up to 32 MiB); blocks below it
-    then come from its per-thread arenas and stay cached there once freed. With fused steps TensorFlow's
-    threads allocate and free batches of 1,024 images (3.2 MB) all through training, and a tracked run's
-    memory grew by about 450 MB over 30 epochs (docs/performance.md, "Peak memory of a tracked run"). A fixed
-    threshold turns that adjustment off. Call it before the libraries load; MALLOC_MMAP_THRESHOLD_ set by the
-    user wins, and other C libraries (macOS, musl) are left alone. True when the threshold was set.
-    """
-    if os.environ.get("MALLOC_MMAP_THRESHOLD_") or not _glibc():
-        return False
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):
-        return False
-    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
-    mallopt.restype = ctypes.c_int
-    return mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1
-
-
-def _glibc() -> bool:
-    try:
-        return (os.confstr("CS_GNU_LIBC_VERSION") or "").startswith("glibc")
-    except (ValueError, OSError, AttributeError):  # a name this system does not know, or no confstr at all
-        return False
 
 
 def pause_gc() -> None:
