@@ -134,7 +134,7 @@ def _validate_data(data: DictConfig) -> None:
             raise ConfigError(
                 f"data.limit={data.limit} is not allowed: must be an integer >= 1 (or null for all training images)"
             )
-        if data.path is None and target is None:
+        if target is None and data.path is None:
             check_limit(data, DATASET_TRAIN_SIZES[data.name])
 
 
