@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import importlib.util
 import inspect
+import re
 from collections.abc import Callable
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from sweeplab.errors import ConfigError, first_line
+from sweeplab.errors import ConfigError, SweeplabError, first_line, one_line
 
 
 def check_importable(key: str, target: Any) -> None:
@@ -74,16 +75,62 @@ def build_model(cfg: DictConfig, input_shape: tuple[int, ...], num_outputs: int,
         arguments["task"] = task
     try:
         model = function(**arguments)
+    except SweeplabError:
+        raise
     except (TypeError, ValueError) as err:  # keys it does not take, values it refuses
         raise ConfigError(f"model._target_={target} refused its arguments: {first_line(err)}") from err
+    except Exception as err:  # noqa: BLE001 - the user's builder may raise anything
+        raise ConfigError(f"model._target_={target} failed: {one_line(err)}") from err
     if not isinstance(model, keras.Model):
         raise ConfigError(f"model._target_={target} returned {type(model).__name__}, not a keras.Model")
     expected = (None, num_outputs)
-    shape = tuple(getattr(model, "output_shape", ()) or ())
+    shape = output_shape(model, target, input_shape)
     if shape != expected:
         what = f"{num_outputs} classes" if task == "classification" else f"{num_outputs} regression targets"
+        shown = shape if isinstance(shape, str) else f"outputs of shape {shape}"
         raise ConfigError(
-            f"model._target_={target} gives outputs of shape {shape} but the data needs {expected} ({what}): "
+            f"model._target_={target} gives {shown} but the data needs {expected} ({what}): "
             f"end the model with Dense(num_outputs)"
         )
     return model
+
+
+def output_shape(model: Any, target: str, input_shape: tuple[int, ...]) -> tuple[int | None, ...] | str:
+    """The shape of what `model` gives for a batch of the data's inputs, batch axis None (the model is called
+    on two rows of zeros: a subclassed model has no output_shape before it is called, and a model whose input
+    does not take the data is refused here, not in fit())."""
+    import numpy as np
+
+    given = (None, *input_shape)
+    try:
+        out = model(np.zeros((2, *input_shape), dtype=np.float32), training=False)
+    except Exception as err:  # noqa: BLE001 - Keras raises ValueError, TensorFlow its own errors
+        wanted = _input_shape(model)
+        its = f" (it takes {wanted})" if wanted else ""
+        raise ConfigError(
+            f"model._target_={target} does not take the data's inputs of shape {given}{its}: {_reason(err)}; "
+            "build its Input from input_shape"
+        ) from err
+    if isinstance(out, list | tuple | dict):
+        return f"{len(out)} outputs"
+    shape = tuple(getattr(out, "shape", ()))
+    return (None, *(int(d) for d in shape[1:])) if shape else ()
+
+
+def _reason(error: BaseException) -> str:
+    """The words of a Keras call error that say what did not fit (Keras wraps them in a report with colour
+    codes, the arrays it was given and the call's arguments)."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(error)).split("Arguments received")[0]
+    found = re.search(r"(Expected shape .*|Input \d+ .*incompatible.*)", text)
+    if found:
+        return found.group(1).strip()
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    lines = [line for line in lines if not line.startswith("Exception encountered")]
+    return lines[0] if lines else type(error).__name__
+
+
+def _input_shape(model: Any) -> Any:
+    try:
+        return tuple(model.input_shape)
+    except Exception:  # noqa: BLE001 - a subclassed model has none
+        return None

@@ -19,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from sweeplab.builder import locate, takes
 from sweeplab.config import DATA_KEYS
 from sweeplab.datasets import keras_cache_dir, load_raw
-from sweeplab.errors import ConfigError, DataError
+from sweeplab.errors import ConfigError, DataError, SweeplabError, one_line
 
 
 @dataclass
@@ -65,8 +65,10 @@ def _call_loader(target: str, arguments: str) -> tuple[tuple[np.ndarray, ...], l
     loader = locate("data._target_", target)
     try:
         loaded = loader(**json.loads(arguments))
-    except (TypeError, ValueError) as err:
-        raise DataError(f"data._target_={target} failed: {type(err).__name__}: {str(err).splitlines()[0]}") from err
+    except SweeplabError:  # a loader's own one line (load_csv's)
+        raise
+    except Exception as err:  # noqa: BLE001 - the user's loader may raise anything
+        raise DataError(f"data._target_={target} failed: {one_line(err)}") from err
     try:
         (x_train, y_train), (x_test, y_test) = loaded
     except (TypeError, ValueError) as err:

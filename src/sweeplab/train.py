@@ -43,6 +43,13 @@ def build(cfg: DictConfig, data: Dataset) -> Any:
     return build_model(cfg, data.input_shape, data.num_outputs, data.task)
 
 
+def check_fits(cfg: DictConfig) -> None:
+    """Load the data and build the model once, as a run does: a loader or builder that does not fit is refused
+    in one line before a run that holds other runs (a config's seeds) is opened. The raw arrays stay cached
+    for the runs."""
+    build(cfg, load_dataset(cfg.data))
+
+
 def compile_model(cfg: DictConfig, data: Dataset) -> Any:
     """The configured model, compiled as the run trains it: the task's loss and metrics, sweeplab's optimizer."""
     from sweeplab.optimizers import build_optimizer

@@ -1,6 +1,7 @@
 """The checks that run before any work starts: `validate` refuses a value that cannot train, in one line.
 
-Nothing here imports TensorFlow, so a bad override is refused at once.
+Nothing here imports TensorFlow, so a bad override is refused at once; a CSV table (data=csv) is read here
+too, so that a missing column or a text feature is refused before any run.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from omegaconf import DictConfig
 
 from sweeplab.builder import check_importable
 from sweeplab.config import DATASET_TRAIN_SIZES, KERAS_ACTIVATIONS, TASKS, is_mlp
-from sweeplab.data import check_limit
+from sweeplab.data import check_limit, raw_arrays
 from sweeplab.errors import ConfigError
 from sweeplab.objective import epoch_metrics, task_of, validate_objective
 from sweeplab.tuning.space import validate_tuner
@@ -107,8 +108,12 @@ def _validate_data(data: DictConfig) -> None:
     target = data.get("_target_")
     if target is not None:
         check_importable("data._target_", target)
-        if target == CSV_LOADER and (not data.get("path") or not data.get("target")):
-            raise ConfigError("data=csv needs data.path=FILE.csv and data.target=COLUMN (the column to predict)")
+        if target == CSV_LOADER:
+            if not data.get("path") or not data.get("target"):
+                raise ConfigError("data=csv needs data.path=FILE.csv and data.target=COLUMN (the column to predict)")
+            # The table read and checked now, before TensorFlow loads: a missing column or a text feature is
+            # refused at once (what was read stays cached for the run in this process).
+            raw_arrays(data)
     elif data.path is None and data.name not in DATASET_TRAIN_SIZES:
         raise ConfigError(
             f"data.name={data.name} is not a known dataset: use one of "
@@ -129,7 +134,7 @@ def _validate_data(data: DictConfig) -> None:
             raise ConfigError(
                 f"data.limit={data.limit} is not allowed: must be an integer >= 1 (or null for all training images)"
             )
-        if data.path is None and target is None:
+        if target is None and data.path is None:
             check_limit(data, DATASET_TRAIN_SIZES[data.name])
 
 

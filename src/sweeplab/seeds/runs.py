@@ -52,7 +52,10 @@ def run_seeds(cfg: DictConfig) -> RunResult:
     aggregate there. A seed the study's pruner stops ends the config: its other seeds are not trained."""
     import mlflow
 
+    from sweeplab.train import check_fits
+
     experiment_id = store.configure(cfg.tracking)
+    check_fits(cfg)  # bad data or a model that does not fit it: refused before the config's run exists
     identity, seeds, name = config_hash(cfg), seed_list(cfg), config_run_name(cfg)
     resume = earlier_attempt(experiment_id, identity)
     rows: list[dict] = []

@@ -127,11 +127,10 @@ def _name(config: DictConfig, axes: dict[str, str], prefix: str) -> str:
 
 
 def _warm_up(job_cfg: DictConfig, threads: int | None) -> WarmUp:
-    # A loader by _target_ is the user's code: it runs in the job, not in a warm-up.
-    shipped = job_cfg.data.get("_target_") is None
-    return WarmUp(
-        backend=job_cfg.backend, threads=threads, data=(job_cfg.data.name, job_cfg.data.path) if shipped else None
-    )
+    # A loader of the user's (data._target_) is left to the job: its config need not have a path, and its
+    # arrays are not what load_raw reads.
+    data = None if job_cfg.data.get("_target_") else (job_cfg.data.name, job_cfg.data.get("path"))
+    return WarmUp(backend=job_cfg.backend, threads=threads, data=data)
 
 
 def plan(config: DictConfig) -> Plan:
