@@ -13,7 +13,6 @@ from sweeplab.validate import validate
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 OPTIMIZERS = sorted(p.stem for p in (CONF / "optimizer").glob("*.yaml"))
-NEEDS = {"data=csv": ("data.path=table.csv", "data.target=y")}  # options that need the user's values
 
 # sweeplab.config_hash of these commands as the code before models had a `_target_` computed them (3a82919):
 # existing stores resume and compare only while they stay the same.
@@ -54,14 +53,16 @@ def test_an_objective_no_run_logs_is_refused(compose_cfg) -> None:
     validate(compose_cfg("objective.metric=val_loss", "objective.direction=min"))
 
 
-def test_every_group_option_composes_and_validates(compose_cfg) -> None:
+def test_every_group_option_composes_and_validates(compose_cfg, tmp_path) -> None:
+    (tmp_path / "table.csv").write_text("x,y\n1,a\n2,b\n3,a\n")
+    needs = {"data=csv": (f"data.path={tmp_path / 'table.csv'}", "data.target=y")}  # the user's values
     groups = [d.name for d in CONF.iterdir() if d.is_dir() and d.name not in ("sweeps", "hydra")]
     composed = 0
     for group in groups:
         for option in sorted((CONF / group).glob("*.yaml")):
             if group == "tuner":
                 continue  # composed and searched by tests/test_tuning.py
-            cfg = compose_cfg(f"{group}={option.stem}", *NEEDS.get(f"{group}={option.stem}", ()))
+            cfg = compose_cfg(f"{group}={option.stem}", *needs.get(f"{group}={option.stem}", ()))
             validate(cfg)
             composed += 1
     assert composed >= 12

@@ -59,7 +59,7 @@ def test_run_is_finished_with_name_params_and_tags(baseline_run) -> None:
         "seed": "42",
         "data.name": "fashion_mnist",
         "data.limit": "2000",
-        "training.jit_compile": "True",
+        "training.jit_compile": "auto",
         "optimizer.momentum": "0.0",
     }
     assert {k: params.get(k) for k in expected} == expected

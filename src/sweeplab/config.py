@@ -44,7 +44,7 @@ _IDENTITY_DEFAULTS = {"data": {"task": "classification", "scale": "auto"}}
 
 @dataclass
 class TrainingConfig:
-    jit_compile: bool = True
+    jit_compile: Any = "auto"  # auto, true or false (sweeplab.perf.xla)
     fused_steps: int = 32
     steps_per_execution: int = 32
     reuse_compiled: bool = True
@@ -174,6 +174,8 @@ def _model_identity(cfg: DictConfig, plain: dict[str, Any]) -> None:
             plain.pop(key, None)
     if model.get("_target_") == MLP_TARGET:
         plain["model"] = {"units": hidden_units(cfg), "taper": float(model["taper"])}
+        if str(plain["training"].get("jit_compile")).lower() == "auto":  # auto is XLA for the MLP
+            plain["training"]["jit_compile"] = True
 
 
 def config_hash(cfg: DictConfig) -> str:

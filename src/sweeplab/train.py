@@ -15,7 +15,7 @@ from omegaconf import DictConfig
 from sweeplab.backend import configure_threads, fresh_start
 from sweeplab.data import Dataset, load_dataset
 from sweeplab.objective import compile_settings
-from sweeplab.perf import compiled_cache
+from sweeplab.perf import compiled_cache, xla
 from sweeplab.perf.fused_steps import fit_batch_size, fuse_steps, fused_steps_of
 from sweeplab.tracking import artifacts, runs, store
 from sweeplab.tracking.ui import run_link
@@ -60,7 +60,7 @@ def compile_model(cfg: DictConfig, data: Dataset) -> Any:
         optimizer=build_optimizer(cfg),
         loss=loss,
         metrics=metrics,
-        jit_compile=cfg.training.jit_compile,
+        jit_compile=xla.jit_compile(cfg.training.jit_compile, model),
         steps_per_execution=cfg.training.steps_per_execution,
     )
     return fuse_steps(model, cfg.batch_size, cfg.training.fused_steps)

@@ -139,6 +139,8 @@ def _validate_data(data: DictConfig) -> None:
 
 
 def _validate_training(training: DictConfig) -> None:
+    if not isinstance(training.jit_compile, bool) and str(training.jit_compile).lower() != "auto":
+        raise ConfigError(f"training.jit_compile={training.jit_compile} is not allowed: use auto, true or false")
     for key in ("fused_steps", "steps_per_execution"):
         if training[key] < 1:
             raise ConfigError(f"training.{key}={training[key]} is not allowed: must be an integer >= 1")
