@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import keras
 import numpy as np
 
 from sweeplab.model import build_cnn, build_mlp
@@ -40,3 +41,15 @@ def test_cnn_takes_grayscale_images_and_ends_in_the_classes() -> None:
     assert [layer.filters for layer in model.layers if hasattr(layer, "filters")] == [8, 16]
     probabilities = np.asarray(model(np.zeros((2, 28, 28), np.float32)))
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_auto_xla_is_off_for_convolutions_on_a_cpu(capsys) -> None:
+    from sweeplab.perf.xla import has_convolutions, jit_compile
+
+    cnn, mlp = build_cnn((28, 28), 10), build_mlp((28, 28), 10)
+    nested = keras.Sequential([keras.Input((28, 28)), cnn])
+    assert has_convolutions(cnn) and has_convolutions(nested) and not has_convolutions(mlp)
+    assert jit_compile("auto", mlp) is True and capsys.readouterr().out == ""
+    assert jit_compile("auto", cnn) is False  # this machine has no GPU
+    assert "training.jit_compile=auto: XLA is off for this model" in capsys.readouterr().out
+    assert jit_compile(True, cnn) is True and jit_compile(False, mlp) is False  # as set
