@@ -12,6 +12,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from conftest import MNIST_NPZ, QUICK, experiment_runs, require, run_cli
+from sweeplab.errors import ConfigError, DivergedError
 
 EPOCH_METRICS = ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "epoch_time")
 ARTIFACTS = {
@@ -171,13 +172,17 @@ def test_a_failing_run_ends_failed_with_its_reason(compose_cfg, client, tmp_path
     with pytest.raises(Exception, match="class_names"):
         run(quick_cfg(compose_cfg, "data.class_names=[a,b]"))
     assert experiment_runs(client) == []
-    # A failure inside the run (an argument Keras's SGD does not take) ends it FAILED, reason recorded.
-    with pytest.raises(Exception, match="bogus"):  # noqa: B017 - Hydra wraps Keras's ValueError
+    # An optimizer setting Keras refuses: one line naming it, before any run (the model is compiled first).
+    with pytest.raises(ConfigError, match=r"optimizer sgd: ValueError: Argument\(s\) not recognized: \{'bogus': 1\}"):
         run(quick_cfg(compose_cfg, "+optimizer.bogus=1"))
+    assert experiment_runs(client) == []
+    # A failure inside the run (a learning rate that makes the loss overflow) ends it FAILED, reason recorded.
+    with pytest.raises(DivergedError, match="loss became"):
+        run(quick_cfg(compose_cfg, "lr=1e12"))
     (failed,) = experiment_runs(client)
     assert failed.info.status == "FAILED"
-    assert "not recognized: {'bogus': 1}" in failed.data.tags["sweeplab.error"]
-    assert failed.data.tags["mlflow.note.content"].startswith("FAILED: InstantiationException")
+    assert "loss became" in failed.data.tags["sweeplab.error"]
+    assert failed.data.tags["mlflow.note.content"].startswith("FAILED: DivergedError")
     assert "error.txt" in {a.path for a in client.list_artifacts(failed.info.run_id)}
 
 

@@ -93,6 +93,8 @@ def load_keras() -> None:
 
             if keras.backend.backend() != "tensorflow" and importlib.util.find_spec("tensorflow"):
                 import tensorflow  # noqa: F401 (keras.utils.set_random_seed imports it on every backend)
+            if "tensorflow" in sys.modules:  # its device probe (cuInit on a machine without a GPU) logs here too
+                sys.modules["tensorflow"].config.list_physical_devices()
         finally:
             sys.stderr.flush()
             os.dup2(saved, 2)
