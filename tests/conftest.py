@@ -123,6 +123,42 @@ def tracking_server(folder: Path) -> Iterator[Any]:
         yield server
 
 
+@contextlib.contextmanager
+def served_model(model_uri: str, log: Path, env: dict[str, str] | None = None) -> Iterator[str]:
+    """`mlflow models serve` of `model_uri` on a free local port (the venv's bin on PATH: it runs uvicorn),
+    until it answers /ping; yields its URL and stops it (its process group) afterwards."""
+    import time
+    import urllib.request
+
+    from sweeplab.tracking.ui import UiServer, free_port
+
+    port = free_port()
+    env = {**os.environ, **(env or {}), "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "mlflow", "models", "serve", "-m", model_uri,
+             "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port)],
+            env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    server = UiServer(process, f"http://127.0.0.1:{port}", log)
+
+    def answers() -> bool:
+        try:
+            with urllib.request.urlopen(f"{server.url}/ping", timeout=2) as response:
+                return response.status == 200
+        except OSError:
+            return False
+
+    try:
+        deadline = time.monotonic() + 180
+        while not answers():
+            assert process.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(1)
+        yield server.url
+    finally:
+        server.stop()
+
+
 @pytest.fixture
 def cli(tmp_path: Path, store: str) -> Callable[..., subprocess.CompletedProcess[str]]:
     """run_cli with the test's store and working folder (Hydra outputs land in tmp_path)."""

@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,10 +13,10 @@ import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 
+from conftest import served_model
 from sweeplab.cli import predict as predict_cli
 from sweeplab.data import load_raw
 from sweeplab.tracking import models
-from sweeplab.tracking.ui import UiServer, free_port
 
 NAME = "fashion-mlp-champion"
 CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
@@ -98,35 +95,17 @@ def test_predict_reads_every_model_uri_form_with_class_names(champion: dict, cap
 def test_the_served_champion_answers_as_predict_does_and_logs_no_progress(
     champion: dict, tmp_path: Path, capsys
 ) -> None:
-    port, log = free_port(), tmp_path / "serve.log"
-    env = {
-        **os.environ,
-        "MLFLOW_TRACKING_URI": champion["uri"],
-        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
-    }
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "mlflow", "models", "serve", "-m", f"models:/{NAME}@champion",
-             "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port)],
-            env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
-    server = UiServer(process, f"http://127.0.0.1:{port}", log)
-    try:
-        deadline = time.monotonic() + 180
-        while not answers(f"{server.url}/ping"):
-            assert process.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
-            time.sleep(1)
+    log = tmp_path / "serve.log"
+    with served_model(f"models:/{NAME}@champion", log, {"MLFLOW_TRACKING_URI": champion["uri"]}) as url:
         images = (load_raw("fashion_mnist", None)[2][:3] / 255.0).astype(np.float32)
         for _ in range(2):  # each request would draw a bar
             request = urllib.request.Request(
-                f"{server.url}/invocations",
+                f"{url}/invocations",
                 data=json.dumps({"inputs": images.tolist()}).encode(),
                 headers={"Content-Type": "application/json"},
             )
             with urllib.request.urlopen(request, timeout=60) as response:
                 served = np.asarray(json.load(response)["predictions"])
-    finally:
-        server.stop()
     assert served.shape == (3, 10)
     out = predict_output(f"models:/{NAME}@champion", champion, capsys)
     rows = [" ".join(row.split()) for row in out.strip().splitlines()[2:]]  # index, true, predicted, probability
@@ -136,14 +115,6 @@ def test_the_served_champion_answers_as_predict_does_and_logs_no_progress(
         assert row.startswith(f"{i} {CLASSES[truth[i]]} {CLASSES[predicted]} "), (row, CLASSES[predicted])
     text = log.read_text()
     assert "━" not in text and "/step" not in text, text[-3000:]
-
-
-def answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return response.status == 200
-    except OSError:
-        return False
 
 
 def test_the_logged_model_predicts_without_progress_output(champion: dict, capfd) -> None:

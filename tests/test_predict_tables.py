@@ -6,10 +6,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import subprocess
-import sys
-import time
 import urllib.request
 from pathlib import Path
 
@@ -18,12 +14,11 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from conftest import LIGHT, run_cli
+from conftest import LIGHT, run_cli, served_model
 from sweeplab.cli import predict as predict_cli
 from sweeplab.datasets import load_csv
 from sweeplab.objective import Objective
 from sweeplab.tracking import models, tags
-from sweeplab.tracking.ui import UiServer, free_port
 
 TRAIN = ["optimizer=adam", "epochs=3", "training.verbose=0", *LIGHT[1:]]  # the tables' own validation split
 
@@ -141,25 +136,10 @@ def test_a_served_table_model_takes_raw_rows_and_answers_as_predict_does(
     models.register(client, name, f"models:/{model_id}", run.info.run_id, run.data.metrics["test_loss"], model_id,
                     objective)  # fmt: skip
     rows = first_test_rows(tables, "diabetes", count=4)
-    port, log = free_port(), tmp_path / "serve.log"
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "mlflow", "models", "serve", "-m", f"models:/{name}@champion",
-             "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port)],
-            env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
-    server = UiServer(process, f"http://127.0.0.1:{port}", log)
-    try:
-        deadline = time.monotonic() + 180
-        while not answers(f"{server.url}/ping"):
-            assert process.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
-            time.sleep(1)
+    with served_model(f"models:/{name}@champion", tmp_path / "serve.log") as url:
         split = json.dumps({"dataframe_split": json.loads(rows.to_json(orient="split", index=False))})
-        by_json = invocations(server.url, split.encode(), "application/json")
-        by_csv = invocations(server.url, rows.to_csv(index=False).encode(), "text/csv")
-    finally:
-        server.stop()
+        by_json = invocations(url, split.encode(), "application/json")
+        by_csv = invocations(url, rows.to_csv(index=False).encode(), "text/csv")
     rows.to_csv(tmp_path / "rows.csv", index=False)
     capsys.readouterr()
     assert predict_cli.main(["--model", f"models:/{name}@champion", "--csv", str(tmp_path / "rows.csv")]) == 0
@@ -172,14 +152,6 @@ def invocations(url: str, body: bytes, content_type: str) -> list:
     request = urllib.request.Request(f"{url}/invocations", data=body, headers={"Content-Type": content_type})
     with urllib.request.urlopen(request, timeout=60) as response:
         return json.load(response)["predictions"]
-
-
-def answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return response.status == 200
-    except OSError:
-        return False
 
 
 @pytest.mark.slow
