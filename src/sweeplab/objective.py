@@ -71,11 +71,22 @@ class Objective:
             return True
         return value > than if self.maximize else value < than
 
-    def worst(self) -> float:
-        return -math.inf if self.maximize else math.inf
+    def on(self, metric: str) -> Objective:
+        """The objective that judges `metric`: this one when it is its metric, else `metric` in the direction
+        its name implies (pruning, Keras Tuner and compare.py may be asked about another metric)."""
+        return self if metric == self.metric else Objective(metric, not lower_is_better(metric))
 
     def describe(self) -> str:
         return f"{self.metric} ({'higher' if self.maximize else 'lower'} is better)"
+
+
+def objective_from(metric: str, direction: str = "auto") -> Objective:
+    """`metric` in `direction`: max, min (or maximize, minimize), or auto, inferred from its name."""
+    if direction == "auto":
+        return Objective(metric, not lower_is_better(metric))
+    if direction not in DIRECTIONS:
+        raise ConfigError(f"objective.direction={direction} is not allowed: use max, min or auto")
+    return Objective(metric, DIRECTIONS[direction])
 
 
 def objective_of(cfg: Any) -> Objective:
@@ -83,13 +94,7 @@ def objective_of(cfg: Any) -> Objective:
     node = cfg.get("objective") if cfg is not None else None
     if node is None:
         return Objective()
-    metric = str(node.get("metric") or "val_accuracy")
-    direction = str(node.get("direction") or "auto")
-    if direction == "auto":
-        return Objective(metric, not lower_is_better(metric))
-    if direction not in DIRECTIONS:
-        raise ConfigError(f"objective.direction={direction} is not allowed: use max, min or auto")
-    return Objective(metric, DIRECTIONS[direction])
+    return objective_from(str(node.get("metric") or "val_accuracy"), str(node.get("direction") or "auto"))
 
 
 def validate_objective(cfg: DictConfig) -> Objective:

@@ -11,13 +11,12 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 from mlflow.tracking import MlflowClient
-from omegaconf import OmegaConf
 
 from sweeplab.compare.analysis import HISTORY_KEYS, Comparison, RunSet, compare_runs, resolve_param
 from sweeplab.compare.report import SearchFigure, format_text, write_report
 from sweeplab.compat import metric_points
 from sweeplab.errors import CompareError
-from sweeplab.objective import Objective, lower_is_better, objective_of
+from sweeplab.objective import Objective, objective_from
 from sweeplab.tracking import tags
 
 PARENT_TAG = tags.PARENT
@@ -167,8 +166,7 @@ def study_search(run_set: RunSet, tracking_uri: str | None = None) -> SearchFigu
     trials[name] = runs[objective].astype(float)
     trials["trial"] = range(1, len(runs) + 1)
     title = f"{parent.data.tags.get(tags.STUDY_NAME) or parent.info.run_name}: {name} of each run"
-    maximize = study_objective.maximize if name == study_objective.metric else not lower_is_better(name)
-    return SearchFigure(trials, name, title, list(names.values()), maximize=maximize)
+    return SearchFigure(trials, name, title, list(names.values()), maximize=study_objective.on(name).maximize)
 
 
 def log_report(run_id: str, paths: dict[str, Path], tracking_uri: str | None = None) -> None:
@@ -193,7 +191,7 @@ def run_objective(run_set: RunSet) -> Objective:
     if len(metrics) != 1:
         return Objective()
     direction = directions[0] if len(directions) == 1 else "auto"
-    return objective_of(OmegaConf.create({"objective": {"metric": metrics[0], "direction": direction}}))
+    return objective_from(metrics[0], direction)
 
 
 def compare_run_set(
@@ -203,9 +201,9 @@ def compare_run_set(
     when it is the objective's metric, else inferred from the name)."""
     objective = run_objective(run_set)
     if metric is not None and metric != objective.metric:
-        objective = objective_of(OmegaConf.create({"objective": {"metric": metric, "direction": direction}}))
+        objective = objective_from(metric, direction)
     elif direction != "auto":
-        objective = objective_of(OmegaConf.create({"objective": {"metric": objective.metric, "direction": direction}}))
+        objective = objective_from(objective.metric, direction)
     return compare_runs(
         run_set.runs,
         run_set.histories,

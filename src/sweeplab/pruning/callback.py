@@ -21,7 +21,7 @@ def rule_of(pruner: DictConfig, objective: Objective | None = None) -> Rule:
     when it prunes on that metric."""
     percentile = 50.0 if pruner.kind == "median" else float(pruner.percentile)
     metric = str(pruner.objective)
-    direction = objective.direction if objective is not None and objective.metric == metric else "auto"
+    direction = objective.on(metric).direction if objective is not None else "auto"
     return Rule(metric, percentile, int(pruner.warmup_epochs), int(pruner.min_runs), direction)
 
 

@@ -25,7 +25,7 @@ from sweeplab.config import (
     optimizer_name,
 )
 from sweeplab.errors import ConfigError
-from sweeplab.objective import Objective, epoch_metrics, lower_is_better, objective_of, task_of
+from sweeplab.objective import Objective, epoch_metrics, objective_of, task_of
 from sweeplab.tuning.dimensions import Choices, Range, Span, model_dimensions, show
 
 OPTIMIZER_CONF_DIR = CONF_DIR / "optimizer"
@@ -147,9 +147,7 @@ def _mlp_sizes(cfg: DictConfig) -> tuple[Range, tuple[Range, ...]]:
 def tuner_objective(cfg: DictConfig) -> Objective:
     """What Keras Tuner optimises: the study's objective (in its direction) when tuner.objective is its metric,
     else tuner.objective in the direction its name implies."""
-    metric = str(cfg.tuner.objective)
-    study = objective_of(cfg)
-    return study if metric == study.metric else Objective(metric, not lower_is_better(metric))
+    return objective_of(cfg).on(str(cfg.tuner.objective))
 
 
 def _at_least(key: str, value: Any, minimum: int, allow_null: bool = False) -> None:
