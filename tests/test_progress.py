@@ -10,12 +10,13 @@ import select
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
 from conftest import LIGHT, ROOT, run_cli, tracking_server
-from sweeplab import progress
+from sweeplab import console
 from sweeplab.tracking.ui import run_link
 
 # 2,000 training images: 63 minibatches of 32, but 2 calls of fit (32 fused minibatches a step, 32 steps a call).
@@ -25,23 +26,38 @@ NOISE = ("absl::InitializeLog", "oneDNN", "cuInit", "cuda", "fontManager", "View
 
 def test_epoch_and_job_lines_read_as_documented() -> None:
     logs = {"val_accuracy": 0.85, "loss": 0.41234, "accuracy": 0.8, "val_loss": 0.4, "learning_rate": 0.01}
-    assert progress.epoch_line(2, 10, logs, 2.14) == (
+    assert console.epoch_line(2, 10, logs, 2.14) == (
         "epoch 3/10: loss=0.4123 accuracy=0.8000 val_loss=0.4000 val_accuracy=0.8500 learning_rate=0.0100 (2.1 s)"
     )
-    with progress.labelled("job 2/4", lines_only=True):
-        assert progress.epoch_line(0, 1, {"loss": 1}, 0.5).startswith("job 2/4 epoch 1/1: loss=1.0000")
-        assert progress.display_mode("1") == progress.LINES  # a parallel launcher's job never draws a bar
-        assert progress.display_mode("0") == progress.OFF
-    assert progress.display_mode("1") == progress.BAR and progress.display_mode("2") == progress.LINES
-    assert [progress.duration(s) for s in (8.24, 185, 3720)] == ["8.2 s", "3 min 05 s", "1 h 02 min"]
-    assert progress.time_left(30.0, 2, 4) == 60.0 and progress.time_left(30.0, 2, None) is None
-    assert progress.ended_line("job 2/6", "FINISHED", 12.0, "val_accuracy=0.8512", 30.0, 60.0) == (
+    assert console.epoch_line(0, 1, {"loss": 1}, 0.5, "job 2/4").startswith("job 2/4 epoch 1/1: loss=1.0000")
+    assert console.display_mode("1", lines_only=True) == console.LINES  # a parallel launcher's job: no bar
+    assert console.display_mode("0", lines_only=True) == console.OFF
+    assert console.display_mode("1") == console.BAR and console.display_mode("2") == console.LINES
+    assert [console.duration(s) for s in (8.24, 185, 3720)] == ["8.2 s", "3 min 05 s", "1 h 02 min"]
+    assert console.time_left(30.0, 2, 4) == 60.0 and console.time_left(30.0, 2, None) is None
+    assert console.ended_line("job 2/6", "FINISHED", 12.0, "val_accuracy=0.8512", 30.0, 60.0) == (
         "sweeplab: job 2/6 FINISHED in 12.0 s: val_accuracy=0.8512; 30.0 s into the sweep, about 1 min 00 s left"
     )
     assert (
-        progress.started_line("trial 0 [1/3]", "mlp 300-100", 0.0)
+        console.started_line("trial 0 [1/3]", "mlp 300-100", 0.0, console.SEARCH)
         == "sweeplab: trial 0 [1/3] (mlp 300-100) starts, 0.0 s into the search"
     )
+
+
+def test_a_heading_holds_for_its_block_and_its_callbacks_only() -> None:
+    """The job's or trial's heading reaches the callback that shows epochs, nested labels join, and it ends
+    with its block (also in another thread, which starts with none)."""
+    from sweeplab.callbacks import epoch_progress
+
+    assert console.heading() == console.Heading()
+    with console.labelled("job 2/4", lines_only=True):
+        with console.labelled("seed 42"):
+            (shown,) = epoch_progress("1", 100, 10, 1)
+            assert (shown.label, shown.mode) == ("job 2/4 seed 42", console.LINES)
+            with ThreadPoolExecutor(1) as pool:
+                assert pool.submit(console.heading).result() == console.Heading()
+        assert console.heading() == console.Heading("job 2/4", True)
+    assert console.heading() == console.Heading() and epoch_progress("2", 100, 10, 1)[0].label == ""
 
 
 def test_links_go_to_the_ui_of_the_store_the_runs_went_to(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 from PIL import Image
 
-from sweeplab.search_plot import plot_search, searched
+from sweeplab.plots import plot_search, searched
 
 
 def trials() -> pd.DataFrame:

@@ -1,4 +1,4 @@
-"""Keras callbacks that record each epoch in MLflow and stop a run that diverged."""
+"""Keras callbacks: record each epoch in MLflow, stop a run that diverged, show the epochs to people."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from concurrent.futures import Future
 
 import keras
 
+from sweeplab import console
 from sweeplab.errors import DivergedError
 from sweeplab.optimizers import current_learning_rate
 from sweeplab.perf.process import in_background
@@ -74,3 +75,53 @@ class StopOnDivergence(keras.callbacks.Callback):
             raise DivergedError(
                 f"loss became {float(loss)} in epoch {self._epoch + 1}; the run diverged (lower the learning rate)"
             )
+
+
+class EpochProgress(keras.callbacks.Callback):
+    """An epoch's progress in `mode` (console.BAR or console.LINES) for `samples` training images, headed by
+    `label`: Keras's own Progbar in a terminal, a plain line elsewhere.
+
+    fit() is called with verbose=0 and this callback instead of Keras's ProgbarLogger, which counts compiled
+    calls (with `steps_per_execution` it reports the last step a call would have reached, past the epoch's end)
+    and draws bars with escape codes wherever the system is POSIX. The bar here counts minibatches, as the
+    tutorial's Keras loop shows them, and never passes its total: `batch_size` is the training minibatch,
+    `per_step` how many minibatches one of fit's steps holds (fused steps).
+    """
+
+    def __init__(self, mode: str, samples: int, batch_size: int, per_step: int = 1, label: str = "") -> None:
+        super().__init__()
+        self.mode = mode
+        self.label = label
+        self.minibatches = max(1, math.ceil(samples / batch_size))
+        self.per_step = max(1, per_step)
+        self._bar: keras.utils.Progbar | None = None
+        self._started = 0.0
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self._started = time.perf_counter()
+        if self.mode == console.BAR:
+            prefix = f"{self.label} " if self.label else ""
+            print(f"{prefix}Epoch {epoch + 1}/{self.params['epochs']}", flush=True)
+            self._bar = keras.utils.Progbar(self.minibatches, stateless_metrics=set(), unit_name="step")
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        if self._bar is not None:
+            # `batch` is the last step of the call (past the end for the epoch's last call): clamp it.
+            done = min(self.minibatches, (batch + 1) * self.per_step)
+            self._bar.update(done, list((logs or {}).items()), finalize=False)
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        logs = {k: float(v) for k, v in (logs or {}).items()}
+        if self._bar is not None:
+            self._bar.update(self.minibatches, list(logs.items()), finalize=True)
+            self._bar = None
+        elif self.mode == console.LINES:
+            seconds = time.perf_counter() - self._started
+            print(console.epoch_line(epoch, self.params["epochs"], logs, seconds, self.label), flush=True)
+
+
+def epoch_progress(verbose: str | int, samples: int, batch_size: int, fused_steps: int) -> list[EpochProgress]:
+    """The callback for `training.verbose` (none at 0) under the current console heading, for fit(verbose=0)."""
+    heading = console.heading()
+    mode = console.display_mode(verbose, heading.lines_only)
+    return [] if mode == console.OFF else [EpochProgress(mode, samples, batch_size, fused_steps, heading.label)]

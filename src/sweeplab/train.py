@@ -68,8 +68,7 @@ def compile_model(cfg: DictConfig, data: Dataset) -> Any:
 
 def fit(cfg: DictConfig, model: Any, data: Dataset, extra_callbacks: list | None = None) -> pd.DataFrame:
     """Train with validation each epoch, logging each epoch to the active MLflow run."""
-    from sweeplab.callbacks import MlflowEpochLogger, StopOnDivergence
-    from sweeplab.epoch_progress import epoch_progress
+    from sweeplab.callbacks import MlflowEpochLogger, StopOnDivergence, epoch_progress
     from sweeplab.pruning.callback import pruning_callbacks
 
     fused = fused_steps_of(model)  # cfg.training.fused_steps, or 1 where this model keeps Keras's step
@@ -84,7 +83,7 @@ def fit(cfg: DictConfig, model: Any, data: Dataset, extra_callbacks: list | None
         validation_data=(data.x_valid, data.y_valid),
         validation_batch_size=EVAL_BATCH_SIZE,
         callbacks=[StopOnDivergence(), MlflowEpochLogger(), *pruners, *(extra_callbacks or [])],
-        verbose=0,  # the epochs are shown by sweeplab.epoch_progress
+        verbose=0,  # the epochs are shown by sweeplab.callbacks.EpochProgress
     )
     frame = pd.DataFrame(history.history)
     frame.attrs["pruned_at"] = next((p.pruned.epoch for p in pruners if p.pruned is not None), None)

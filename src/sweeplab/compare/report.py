@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from sweeplab import tables
+from sweeplab import console
 from sweeplab.compare import figures
 from sweeplab.compare.analysis import TARGET_ACCURACY, Comparison
 from sweeplab.compare.stats import ALPHA
@@ -138,7 +138,7 @@ def _data_uri(path: Path) -> str:
 
 @dataclass
 class SearchFigure:
-    """A study's trials for sweeplab.search_plot: one row per trial in order, the objective and its values."""
+    """A study's trials for sweeplab.plots.plot_search: one row per trial in order, the objective and its values."""
 
     trials: pd.DataFrame
     objective: str
@@ -159,7 +159,7 @@ def write_report(comparison: Comparison, out_dir: Path, search: SearchFigure | N
     if comparison.expected_best is not None and not comparison.expected_best.empty:
         paths["expected_best"] = figures.plot_expected_best(comparison, out_dir / "expected_best.png")
     if search is not None and not search.trials.empty:
-        from sweeplab.search_plot import plot_search
+        from sweeplab.plots import plot_search
 
         paths["search"] = plot_search(
             search.trials, search.objective, out_dir / "search.png", search.title, search.params, search.maximize
@@ -202,7 +202,7 @@ td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}} img{{max-width:1
         [
             f"# {title}",
             *notes(comparison),
-            tables.markdown(shown, index=True).rstrip("\n"),
+            console.markdown(shown, index=True).rstrip("\n"),
             *(f"![{t}]({p.name})" for t, p in images),
         ]
     )

@@ -17,10 +17,10 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from sweeplab.backend import fresh_start
 from sweeplab.config import hidden_units, is_mlp
+from sweeplab.console import markdown
 from sweeplab.data import Dataset
 from sweeplab.objective import Objective, objective_of
-from sweeplab.search_plot import plot_search
-from sweeplab.tables import markdown
+from sweeplab.plots import plot_search
 from sweeplab.tracking import models, studies, tags
 from sweeplab.tracking.artifacts import log_model, log_outputs
 from sweeplab.tracking.runs import run_name

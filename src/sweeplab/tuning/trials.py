@@ -12,10 +12,9 @@ import mlflow
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
 
-from sweeplab import compat, progress
+from sweeplab import compat, console
 from sweeplab.backend import fresh_start
-from sweeplab.callbacks import MlflowEpochLogger, StopOnDivergence
-from sweeplab.epoch_progress import epoch_progress
+from sweeplab.callbacks import MlflowEpochLogger, StopOnDivergence, epoch_progress
 from sweeplab.errors import DivergedError, SweeplabError, TrackingLost
 from sweeplab.pruning.callback import pruning_callbacks
 from sweeplab.seeds.aggregate import aggregate_metrics
@@ -55,7 +54,7 @@ class TrackedTrials:
         self.experiment_id = experiment_id
         self._trial_runs: dict[str, str] = {}
         self.trials_run = 0  # in this process: 0 when a resumed search had nothing left to do
-        self._clock = progress.Clock()  # this process's part of the search, for the time left
+        self._clock = console.Clock()  # this process's part of the search, for the time left
 
     def run_trial(self, trial: Any, *args: Any, **kwargs: Any) -> Any:
         """The trial, tracked; a lost tracking server stops the search (Keras Tuner would fail the trial and go
@@ -107,10 +106,10 @@ class TrackedTrials:
             shown = epoch_progress(cfg.training.verbose, len(data.x_train), cfg.batch_size, cfg.training.fused_steps)
             kwargs.update(callbacks=[*kwargs["callbacks"], *shown], verbose=0)  # Keras Tuner's display stays
             what, left = self._position(trial)
-            print(progress.started_line(what, run_name(cfg), self._clock.elapsed()), flush=True)
+            print(console.started_line(what, run_name(cfg), self._clock.elapsed(), console.SEARCH), flush=True)
             started = time.perf_counter()
             try:
-                with progress.labelled(what):
+                with console.labelled(what):
                     results = super().run_trial(trial, *args, **kwargs)  # type: ignore[misc]
             except DivergedError as err:
                 # A diverged trial is a result of its values, not a crash: fail it without a retry.
@@ -126,8 +125,8 @@ class TrackedTrials:
             elapsed = self._clock.elapsed()
             result = f"{self.oracle.objective.name}={score:.4f}"
             seconds = time.perf_counter() - started
-            ahead = progress.time_left(elapsed, self.trials_run, left)
-            print(progress.ended_line(what, "COMPLETED", seconds, result, elapsed, ahead), flush=True)
+            ahead = console.time_left(elapsed, self.trials_run, left)
+            print(console.ended_line(what, "COMPLETED", seconds, result, elapsed, ahead, console.SEARCH), flush=True)
             for earlier_run in earlier:
                 MlflowClient().set_tag(earlier_run.info.run_id, tags.SUPERSEDED_BY, run.info.run_id)
         return results
