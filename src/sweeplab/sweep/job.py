@@ -19,7 +19,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from sweeplab import compat, progress
+from sweeplab import compat, console
 from sweeplab.cli import error_line
 from sweeplab.config import config_hash
 from sweeplab.errors import SweeplabError, one_line
@@ -60,17 +60,17 @@ def job_tag(num: int) -> str:
     return f"job {num + 1}/{total}" if total else f"job {num + 1}"
 
 
-def study_clock() -> progress.Clock:
+def study_clock() -> console.Clock:
     """Time since the study started (handed to its jobs by the sweep callback), or since now."""
     started = os.environ.get(tags.STARTED_ENV)
-    return progress.Clock(float(started) if started else None)
+    return console.Clock(float(started) if started else None)
 
 
 def ended(tag: str, num: int, status: str, seconds: float, result: str) -> None:
     """The job's last line: how it ended, in how long, and the time into the sweep and left."""
     clock, total = study_clock(), study_size()
-    left = progress.time_left(clock.elapsed(), num + 1, total - num - 1 if total else None)
-    print(progress.ended_line(tag, status, seconds, result, clock.elapsed(), left), flush=True)
+    left = console.time_left(clock.elapsed(), num + 1, total - num - 1 if total else None)
+    print(console.ended_line(tag, status, seconds, result, clock.elapsed(), left, console.SWEEP), flush=True)
 
 
 def run_job(cfg: DictConfig) -> float:
@@ -84,7 +84,7 @@ def run_job(cfg: DictConfig) -> float:
     axes = [a for a in os.environ.get(tags.AXES_ENV, "").split(",") if a]
     overrides = list(hydra_cfg.overrides.task)
     tag = job_tag(num)
-    print(progress.started_line(tag, label(overrides, axes), study_clock().elapsed()), flush=True)
+    print(console.started_line(tag, label(overrides, axes), study_clock().elapsed(), console.SWEEP), flush=True)
     started = time.perf_counter()
     grid = is_basic_sweeper(hydra_cfg.sweeper)
 
@@ -123,7 +123,7 @@ def run_job(cfg: DictConfig) -> float:
         from sweeplab.seeds.runs import run_config
 
         # Jobs running at once in one terminal write whole lines, never bars that interleave.
-        with progress.labelled(tag, lines_only=str(hydra_cfg.launcher.get("_target_")) != compat.BASIC_LAUNCHER):
+        with console.labelled(tag, lines_only=str(hydra_cfg.launcher.get("_target_")) != compat.BASIC_LAUNCHER):
             result = run_config(cfg)
         report.update(run_id=result.run_id, reused_compiled=compiled_cache.last_take_reused())
         value = result.metrics.get(objective.metric, math.nan)

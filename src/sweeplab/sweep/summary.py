@@ -179,9 +179,8 @@ def print_summary(plan: Plan, status: str, table: pd.DataFrame, metrics: dict, l
 
 def summarize(study: Study, plan: Plan, reached_end: bool) -> str:
     """Build, save, print and log the summary; return the status the parent run ends with."""
-    from sweeplab.plots import plot_curves
-    from sweeplab.search_plot import plot_search
-    from sweeplab.tables import markdown
+    from sweeplab.console import markdown
+    from sweeplab.plots import plot_curves, plot_search
 
     axes, objective, metric = list(plan.axes), plan.objective, plan.objective.metric
     rows = [job_row(study, axes, job, report, objective) for job, report in what_ran(plan, study)]
