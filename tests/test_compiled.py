@@ -25,7 +25,7 @@ from sweeplab.backend import select_backend
 
 base = OmegaConf.create(sys.stdin.read())
 select_backend(base.backend)
-from sweeplab.perf.compiled_cache import last_take_reused
+from sweeplab.perf.compiled_cache import CACHE
 from sweeplab.train import run
 
 sgd, momentum = {"momentum": 0.0}, {"momentum": 0.5}
@@ -41,7 +41,7 @@ results = {}
 for name, change in jobs.items():
     result = run(OmegaConf.merge(base, change))
     results[name] = {
-        "run_id": result.run_id, "reused": last_take_reused(), "test_loss": result.metrics["test_loss"]
+        "run_id": result.run_id, "reused": CACHE.reused, "test_loss": result.metrics["test_loss"]
     }
 print("RESULT " + json.dumps(results))
 """
@@ -109,7 +109,7 @@ def job(cfg, make):
     fresh_start(cfg.seed)
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
-        model = compiled_cache.take(cfg, data, make)
+        model = compiled_cache.CACHE.take(cfg, data, make)
     reused = model is not None
     if model is None:
         model = make()
@@ -122,7 +122,7 @@ def job(cfg, make):
         data.x_train, data.y_train, epochs=cfg.epochs, verbose=0,
         batch_size=fit_batch_size(cfg.batch_size, fused_steps_of(model)),
     )
-    compiled_cache.keep(cfg, data, model)
+    compiled_cache.CACHE.keep(cfg, data, model)
     return {
         "reused": reused, "printed": printed.getvalue(),
         "history": {k: [float(v) for v in vs] for k, vs in history.history.items()},

@@ -7,7 +7,7 @@ import time
 from concurrent import futures
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pandas as pd
 from omegaconf import DictConfig
@@ -29,11 +29,21 @@ EVAL_BATCH_SIZE = 1000
 
 @dataclass
 class RunResult:
+    """A recorded run: its id, its final metrics and how it trained."""
+
     run_id: str
     experiment_id: str
     metrics: dict[str, float]
-    history: pd.DataFrame = field(repr=False)
+    history: pd.DataFrame | None = field(default=None, repr=False)  # per epoch, for a run that trained
+    seeds: pd.DataFrame | None = field(default=None, repr=False)  # per seed, for a config run with seeds=N
     pruned_at: int | None = None  # the last epoch trained, when the study's pruner stopped the run early
+
+
+class Fitted(NamedTuple):
+    """What fit() gives back: the metrics per epoch, and the last epoch when the study's pruner stopped it."""
+
+    history: pd.DataFrame
+    pruned_at: int | None
 
 
 def build(cfg: DictConfig, data: Dataset) -> Any:
@@ -66,7 +76,7 @@ def compile_model(cfg: DictConfig, data: Dataset) -> Any:
     return fuse_steps(model, cfg.batch_size, cfg.training.fused_steps)
 
 
-def fit(cfg: DictConfig, model: Any, data: Dataset, extra_callbacks: list | None = None) -> pd.DataFrame:
+def fit(cfg: DictConfig, model: Any, data: Dataset, extra_callbacks: list | None = None) -> Fitted:
     """Train with validation each epoch, logging each epoch to the active MLflow run."""
     from sweeplab.callbacks import MlflowEpochLogger, StopOnDivergence, epoch_progress
     from sweeplab.pruning.callback import pruning_callbacks
@@ -85,9 +95,8 @@ def fit(cfg: DictConfig, model: Any, data: Dataset, extra_callbacks: list | None
         callbacks=[StopOnDivergence(), MlflowEpochLogger(), *pruners, *(extra_callbacks or [])],
         verbose=0,  # the epochs are shown by sweeplab.callbacks.EpochProgress
     )
-    frame = pd.DataFrame(history.history)
-    frame.attrs["pruned_at"] = next((p.pruned.epoch for p in pruners if p.pruned is not None), None)
-    return frame
+    pruned_at = next((p.pruned.epoch for p in pruners if p.pruned is not None), None)
+    return Fitted(pd.DataFrame(history.history), pruned_at)
 
 
 def test_metrics(model: Any, data: Dataset) -> dict[str, float]:
@@ -96,45 +105,24 @@ def test_metrics(model: Any, data: Dataset) -> dict[str, float]:
     return {f"test_{k}": float(v) for k, v in found.items()}
 
 
-def run(cfg: DictConfig, labels: dict[str, str] | None = None) -> RunResult:
+def run(cfg: DictConfig, extra_tags: dict[str, str] | None = None) -> RunResult:
     """Load data, train, evaluate and record everything in one MLflow run (`cfg` is validated already);
-    `labels` add tags (a seed's run: its role)."""
-    import mlflow
-
+    `extra_tags` go on the run beside its own (a seed's run: its role)."""
     experiment_id = store.configure(cfg.tracking)
     data = load_dataset(cfg.data)
     configure_threads(cfg.training.threads)
     fresh_start(cfg.seed)
     name = runs.run_name(cfg)
     # Built before the run opens: a model that does not fit the data is refused in one line, no run made.
-    model = compiled_cache.take(cfg, data, lambda: build(cfg, data))
+    model = compiled_cache.CACHE.take(cfg, data, lambda: build(cfg, data))
     if model is None:
         model = compile_model(cfg, data)
 
-    with runs.tracked_run(name, {**runs.run_tags(cfg), **(labels or {})}) as active:
+    with runs.tracked_run(name, {**runs.run_tags(cfg), **(extra_tags or {})}) as active:
         run_id = active.info.run_id
         print(f"sweeplab: run '{name}' ({run_id}) in experiment '{cfg.tracking.experiment}'", flush=True)
-        mlflow.log_params(runs.flat_params(cfg))
-        artifacts.log_dataset(data)
-
-        preparing = artifacts.prepare_model_logging() if cfg.tracking.log_model else None
-        started = time.perf_counter()
-        history = fit(cfg, model, data)
-        train_time = time.perf_counter() - started
-
-        final = {
-            **test_metrics(model, data),
-            "param_count": float(model.count_params()),
-            "train_time": train_time,
-        }
-        metrics = {**final, **{k: float(v) for k, v in history.iloc[-1].items()}}
-        mlflow.log_metrics(final)
-        with tempfile.TemporaryDirectory() as tmp:
-            samples = artifacts.log_outputs(cfg, model, data, history, Path(tmp), EVAL_BATCH_SIZE)
-        if preparing is not None:
-            futures.wait([preparing])  # a failure there is log_model's to report, if it fails again
-            artifacts.log_model(model, data.x_test[: max(1, cfg.training.predict_samples)], data)
-    compiled_cache.keep(cfg, data, model)  # for the next job in this process, now that this run is recorded
+        final, fitted, samples = _train_and_log(cfg, model, data)
+    compiled_cache.CACHE.keep(cfg, data, model)  # for the next job in this process, now that this run is recorded
 
     print(
         samples[[c for c in ("index", "true", "predicted", "probability", "error") if c in samples]].to_string(
@@ -142,5 +130,27 @@ def run(cfg: DictConfig, labels: dict[str, str] | None = None) -> RunResult:
         )
     )
     shown = " ".join(f"{k}={v:.4f}" for k, v in final.items() if k.startswith("test_"))
-    print(f"sweeplab: {shown} in {train_time:.1f} s -> {run_link(experiment_id, run_id)}", flush=True)
-    return RunResult(run_id, experiment_id, metrics, history, history.attrs.get("pruned_at"))
+    print(f"sweeplab: {shown} in {final['train_time']:.1f} s -> {run_link(experiment_id, run_id)}", flush=True)
+    metrics = {**final, **{k: float(v) for k, v in fitted.history.iloc[-1].items()}}
+    return RunResult(run_id, experiment_id, metrics, history=fitted.history, pruned_at=fitted.pruned_at)
+
+
+def _train_and_log(cfg: DictConfig, model: Any, data: Dataset) -> tuple[dict[str, float], Fitted, pd.DataFrame]:
+    """Inside the active run: its params and dataset, the training, the test metrics, its outputs and model.
+    Returns the run's final metrics, what fit gave and the predictions shown."""
+    import mlflow
+
+    mlflow.log_params(runs.flat_params(cfg))
+    artifacts.log_dataset(data)
+    preparing = artifacts.prepare_model_logging() if cfg.tracking.log_model else None
+    started = time.perf_counter()
+    fitted = fit(cfg, model, data)
+    train_time = time.perf_counter() - started
+    final = {**test_metrics(model, data), "param_count": float(model.count_params()), "train_time": train_time}
+    mlflow.log_metrics(final)
+    with tempfile.TemporaryDirectory() as tmp:
+        samples = artifacts.log_outputs(cfg, model, data, fitted.history, Path(tmp), EVAL_BATCH_SIZE)
+    if preparing is not None:
+        futures.wait([preparing])  # a failure there is log_model's to report, if it fails again
+        artifacts.log_model(model, data.x_test[: max(1, cfg.training.predict_samples)], data)
+    return final, fitted, samples

@@ -6,9 +6,9 @@ model, data shape, loss and optimizer settings (`compile_key`) takes it (`take`)
 model set to those of the fresh model its own seed builds (weights, batch-normalisation statistics, the
 seed generators of dropout and other random layers) and a fresh optimizer state: its updates are those of
 a freshly compiled model, bit for bit (tests/test_compiled.py). A model whose variables do not line up
-with the fresh one's is compiled afresh, with one line saying why (`why_not_reusable`). One model is kept.
-`training.reuse_compiled` turns it off. TensorFlow only: on JAX a fresh compile draws one shuffle of the
-data to build its metrics, so reuse would change the order.
+with the fresh one's is compiled afresh, with one line saying why (`why_not_reusable`). One model is kept,
+in the process's one `CACHE`. `training.reuse_compiled` turns it off. TensorFlow only: on JAX a fresh
+compile draws one shuffle of the data to build its metrics, so reuse would change the order.
 """
 
 from __future__ import annotations
@@ -20,9 +20,6 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from sweeplab.data import Dataset
-
-_kept: tuple[str, Any] | None = None  # (compile_key, compiled model) of the last run that ended well
-_reused = False  # whether the last `take` handed a kept model over
 
 
 def compile_key(cfg: DictConfig, data: Dataset) -> str:
@@ -47,33 +44,48 @@ def compile_key(cfg: DictConfig, data: Dataset) -> str:
     return json.dumps(key, sort_keys=True, default=str)
 
 
-def take(cfg: DictConfig, data: Dataset, build: Callable[[], Any]) -> Any | None:
-    """The kept model, reset to how this job's fresh model would start, or None (compile a new one).
+class CompiledCache:
+    """The compiled model of the last run that ended well, for the next job in the same process to take."""
 
-    `build()` returns this job's fresh, uncompiled model. Call `take` where the job would build its model:
-    after seeding, since the fresh weights and seeds come from the seed.
-    """
-    global _kept, _reused
-    _reused = False
-    if not _reusable(cfg) or _kept is None or _kept[0] != compile_key(cfg, data):
-        return None
-    model = _kept[1]
-    _kept = None  # the job owns it now; a job that fails does not give it back
-    fresh = build()
-    reason = why_not_reusable(model, fresh)
-    if reason is not None:
-        from sweeplab.backend import fresh_start
+    def __init__(self) -> None:
+        self._kept: tuple[str, Any] | None = None  # (compile_key, compiled model)
+        self.reused = False  # whether the last `take` handed a kept model over
 
-        print(
-            f"sweeplab: training.reuse_compiled is off for this model: {reason}; "
-            "it is compiled afresh (same results, slower)",
-            flush=True,
-        )
-        fresh_start(cfg.seed)  # the caller builds its fresh model from the seed again
-        return None
-    _reset(model, fresh, cfg)
-    _reused = True
-    return model
+    def take(self, cfg: DictConfig, data: Dataset, build: Callable[[], Any]) -> Any | None:
+        """The kept model, reset to how this job's fresh model would start, or None (compile a new one).
+
+        `build()` returns this job's fresh, uncompiled model. Call `take` where the job would build its model:
+        after seeding, since the fresh weights and seeds come from the seed.
+        """
+        self.reused = False
+        if not _reusable(cfg) or self._kept is None or self._kept[0] != compile_key(cfg, data):
+            return None
+        model = self._kept[1]
+        self._kept = None  # the job owns it now; a job that fails does not give it back
+        fresh = build()
+        reason = why_not_reusable(model, fresh)
+        if reason is not None:
+            from sweeplab.backend import fresh_start
+
+            print(
+                f"sweeplab: training.reuse_compiled is off for this model: {reason}; "
+                "it is compiled afresh (same results, slower)",
+                flush=True,
+            )
+            fresh_start(cfg.seed)  # the caller builds its fresh model from the seed again
+            return None
+        _reset(model, fresh, cfg)
+        self.reused = True
+        return model
+
+    def keep(self, cfg: DictConfig, data: Dataset, model: Any) -> None:
+        """Leave `model`, whose run ended well, for the next job in this process."""
+        self._kept = (compile_key(cfg, data), model) if _reusable(cfg) else None
+
+
+# The process's one cache: train.run takes from it and keeps into it, so that the jobs a worker runs one after
+# another (a sweep's, a config's seeds) compile once; sweep.job reads `reused` into the job's report.
+CACHE = CompiledCache()
 
 
 def why_not_reusable(kept: Any, fresh: Any) -> str | None:
@@ -88,17 +100,6 @@ def why_not_reusable(kept: Any, fresh: Any) -> str | None:
             was, now = f"{old.dtype}{tuple(old.shape)}", f"{new.dtype}{tuple(new.shape)}"
             return f"its variable {new.path} is {now}, the kept model's {was}"
     return None
-
-
-def last_take_reused() -> bool:
-    """Whether this process's last run took the compiled model of the run before it."""
-    return _reused
-
-
-def keep(cfg: DictConfig, data: Dataset, model: Any) -> None:
-    """Leave `model`, whose run ended well, for the next job in this process."""
-    global _kept
-    _kept = (compile_key(cfg, data), model) if _reusable(cfg) else None
 
 
 def _reusable(cfg: DictConfig) -> bool:
