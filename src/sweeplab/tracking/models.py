@@ -123,15 +123,15 @@ def register(
         client.get_registered_model(name)
     except MlflowException:
         client.create_registered_model(name)
-    labels = {
+    version_tags = {
         tags.MODEL_SOURCE_RUN: run_id,
         tags.MODEL_METRIC: metric,
         tags.MODEL_DIRECTION: objective.direction,
         tags.MODEL_VALUE: repr(float(score)),  # exact: equal does not beat
     }
     if metric == SCORE:
-        labels[tags.MODEL_SCORE] = repr(float(score))  # as registries before the objective have it
-    version = client.create_model_version(name, source, run_id, tags=labels, model_id=model_id).version
+        version_tags[tags.MODEL_SCORE] = repr(float(score))  # as registries before the objective have it
+    version = client.create_model_version(name, source, run_id, tags=version_tags, model_id=model_id).version
     before = current_champion(client, name, objective)
     # A champion without a score (NaN) loses to any version.
     promoted = before is None or math.isnan(before[1]) or objective.better(score, before[1])

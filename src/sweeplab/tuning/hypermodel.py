@@ -130,8 +130,8 @@ class ConfiguredHyperModel(keras_tuner.HyperModel):
 
         number = len(self.executed) + 1
         one = seed_config(self.trial_cfg, self.trial_cfg.seed + number - 1)
-        labels = {**run_tags(one), tags.ROLE: tags.ROLE_SEED}
-        with tracked_run(f"execution {number}/{self.executions}: {run_name(one)}", labels):
+        execution_tags = {**run_tags(one), tags.ROLE: tags.ROLE_SEED}
+        with tracked_run(f"execution {number}/{self.executions}: {run_name(one)}", execution_tags):
             mlflow.log_params({**flat_params(one), "execution": number})
             history = model.fit(*args, **kwargs)
         self.executed.append(aggregated({k: float(v[-1]) for k, v in history.history.items() if v}))

@@ -27,8 +27,8 @@ from sweeplab.tracking.ui import run_link
 from sweeplab.train import EVAL_BATCH_SIZE
 from sweeplab.tuning.hypermodel import ConfiguredHyperModel
 from sweeplab.tuning.space import SearchSpace, search_space
-from sweeplab.tuning.summary import SearchResult, early_stopping, summarize, trials_table
-from sweeplab.tuning.trials import build_tuner, role, search_errors
+from sweeplab.tuning.summary import SearchResult, early_stopping, finish_search, trials_table
+from sweeplab.tuning.trials import TrackedTrials, build_tuner, role, search_errors
 
 PARENT_WAIT_S = 300  # how long a distributed worker waits for the chief's parent run
 
@@ -101,15 +101,19 @@ def search(cfg: DictConfig) -> SearchResult | None:
         if who == "worker":
             return None
         if study.previous_status == studies.FINISHED and tuner.trials_run == 0 and who == "single":
-            # Nothing new: keep the summary (and the registered version) the search already has.
-            metrics = study.client.get_run(study.run_id).data.metrics
-            print(
-                f"sweeplab: search {project} already finished, no trial left to run "
-                "(raise tuner.max_trials to continue it, or force=true to start again) -> "
-                f"{run_link(study.experiment_id, study.run_id, study.client.tracking_uri)}",
-                flush=True,
-            )
-            nan = float("nan")
-            best, base = metrics.get("best_score", nan), metrics.get("baseline_score", nan)
-            return SearchResult(study.run_id, study.experiment_id, best, base, trials_table(tuner), metrics)
-        return summarize(cfg, tuner, data, study)
+            return already_finished(study, project, tuner)  # keeps its summary and registered version
+        return finish_search(cfg, tuner, data, study)
+
+
+def already_finished(study: Study, project: str, tuner: TrackedTrials) -> SearchResult:
+    """A finished search that had no trial left to run: what its parent already records, and a line saying so."""
+    metrics = study.client.get_run(study.run_id).data.metrics
+    print(
+        f"sweeplab: search {project} already finished, no trial left to run "
+        "(raise tuner.max_trials to continue it, or force=true to start again) -> "
+        f"{run_link(study.experiment_id, study.run_id, study.client.tracking_uri)}",
+        flush=True,
+    )
+    nan = float("nan")
+    best, base = metrics.get("best_score", nan), metrics.get("baseline_score", nan)
+    return SearchResult(study.run_id, study.experiment_id, best, base, trials_table(tuner), metrics)

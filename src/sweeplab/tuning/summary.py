@@ -1,4 +1,5 @@
-"""A finished search on its parent run: the trials table, the best values, the best model retrained and registered."""
+"""A finished search on its parent run (finish_search): the trials table and best values, then the best config
+trained again, logged and registered."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ from sweeplab.tracking.artifacts import log_model, log_outputs
 from sweeplab.tracking.runs import run_name
 from sweeplab.tracking.studies import Study
 from sweeplab.tracking.ui import run_link
-from sweeplab.train import EVAL_BATCH_SIZE, compile_model, fit, test_metrics
+from sweeplab.train import EVAL_BATCH_SIZE, Fitted, compile_model, fit, test_metrics
 from sweeplab.tuning.space import tuner_objective
 from sweeplab.tuning.trials import trial_runs
 
@@ -109,79 +110,110 @@ def baseline_score(tuner: Any) -> float:
     return float(max(scores) if tuner.oracle.objective.direction == "max" else min(scores))
 
 
-def retrain_best(cfg: DictConfig, data: Dataset) -> tuple[Any, pd.DataFrame]:
-    """Train the best trial's config from scratch, keeping the weights of its best epoch."""
-    fresh_start(cfg.seed)
-    model = compile_model(cfg, data)
-    history = fit(cfg, model, data, extra_callbacks=early_stopping(cfg, restore=True))
-    return model, history
+@dataclass
+class SearchRecord:
+    """What the trials found: the table, the best trial with its config (set up for retraining) and scores."""
+
+    table: pd.DataFrame
+    best_trial: Any
+    best_cfg: DictConfig
+    best: float
+    baseline: float
+
+    @property
+    def counts(self) -> dict[str, float]:
+        """trials_completed, trials_failed, trials_pruned."""
+        completed = (self.table.status == "COMPLETED").sum()
+        return {
+            "trials_completed": float(completed),
+            "trials_failed": float(len(self.table) - completed),
+            "trials_pruned": float(self.table["pruned"].notna().sum()),
+        }
 
 
-def summarize(cfg: DictConfig, tuner: Any, data: Dataset, study: Study) -> SearchResult:
-    """The search's record on its parent: trials table, best values, the best model retrained and logged."""
-
+def best_of(cfg: DictConfig, tuner: Any) -> SearchRecord:
+    """The trials table and the best trial, its config set up for retraining; RuntimeError when none completed."""
     table = trials_table(tuner)
-    completed = table[table.status == "COMPLETED"]
-    if completed.empty:
+    if (table.status != "COMPLETED").all():
         raise RuntimeError("no trial of the search completed; see the FAILED trial runs for the reasons")
     best_trial = tuner.oracle.get_best_trials(1)[0]
     best_cfg = tuner.hypermodel.config_of(best_trial.hyperparameters)
     with open_dict(best_cfg):
         best_cfg.tuner = cfg.tuner  # early stopping settings for the retraining
         best_cfg.epochs = int(cfg.tuner.max_epochs)
-    base = baseline_score(tuner)
-    best = float(best_trial.score)
+    return SearchRecord(table, best_trial, best_cfg, float(best_trial.score), baseline_score(tuner))
 
+
+def finish_search(cfg: DictConfig, tuner: Any, data: Dataset, study: Study) -> SearchResult:
+    """The search's end on its parent run: the trials recorded (log_trials), then the best config trained
+    again, logged and registered (retrain_and_register_best); printed with the trials."""
+    record = best_of(cfg, tuner)
     with study.active():
-        with tempfile.TemporaryDirectory() as tmp:
-            folder = Path(tmp)
-            table.to_csv(folder / "trials.csv", index=False)
-            (folder / "trials.md").write_text(markdown(table))
-            in_order = table.rename(columns={"score": cfg.tuner.objective})
-            in_order["trial"] = pd.to_numeric(in_order["trial_id"], errors="coerce") + 1
-            title = f"{cfg.tuner.kind} search: {cfg.tuner.objective} of each trial"
-            maximize = tuner.oracle.objective.direction == "max"
-            plot_search(in_order, cfg.tuner.objective, folder / "trials.png", title, maximize=maximize)
-            best_values = dict(best_trial.hyperparameters.values)
-            if is_mlp(best_cfg):
-                best_values["hidden_units"] = hidden_units(best_cfg)
-            (folder / "best_hyperparameters.json").write_text(json.dumps(best_values, indent=2, default=str))
-            (folder / "tuner.yaml").write_text(OmegaConf.to_yaml(cfg.tuner, resolve=True))
-            mlflow.log_artifacts(str(folder), artifact_path="search")
-        mlflow.set_tags(
-            studies.best_labels(str(table.iloc[0].run_id), f"trial {best_trial.trial_id}: {run_name(best_cfg)}")
-        )
-        print(f"sweeplab: the best trial's config trains again, from scratch: {run_name(best_cfg)}", flush=True)
-        model, history = retrain_best(best_cfg, data)
-        test = test_metrics(model, data)  # test_loss and the task's: test_accuracy, or test_mae and test_rmse
-        metrics = {
-            "best_score": best,
-            "baseline_score": base,
-            "gain_over_baseline": best - base,
-            "trials_completed": float(len(completed)),
-            "trials_failed": float((table.status != "COMPLETED").sum()),
-            "trials_pruned": float(table["pruned"].notna().sum()),
-            **test,
-            "param_count": float(model.count_params()),
-        }
-        mlflow.log_metrics(metrics)
-        with tempfile.TemporaryDirectory() as tmp:
-            log_outputs(best_cfg, model, data, history, Path(tmp), EVAL_BATCH_SIZE)
-        if cfg.tracking.log_model:
-            log_model(model, data.x_test[: max(1, cfg.training.predict_samples)], data)
-            name = models.registered_name(cfg)
-            if name:
-                register_best(name, study.run_id, metrics, objective_of(cfg))
-        tested = " ".join(f"{k}={v:.4f}" for k, v in test.items())
-        note = (
-            f"{cfg.tuner.kind} search: best {cfg.tuner.objective}={best:.4f} (trial {best_trial.trial_id}, "
-            f"{run_name(best_cfg)}) vs baseline {base:.4f}: gain {best - base:+.4f}; {tested}"
-        )
-        mlflow.set_tag(tags.NOTE, note)
-
-    print(table.drop(columns=["run_id"]).head(10).to_string(index=False))
+        log_trials(cfg, record, maximize=tuner.oracle.objective.direction == "max")
+        metrics, note = retrain_and_register_best(cfg, record, data, study.run_id)
+    print(record.table.drop(columns=["run_id"]).head(10).to_string(index=False))
     print(f"sweeplab: {note} -> {run_link(study.experiment_id, study.run_id, study.client.tracking_uri)}", flush=True)
-    return SearchResult(study.run_id, study.experiment_id, best, base, table, metrics)
+    return SearchResult(study.run_id, study.experiment_id, record.best, record.baseline, record.table, metrics)
+
+
+def log_trials(cfg: DictConfig, record: SearchRecord, maximize: bool) -> None:
+    """On the active parent: the search's files (search/) and the best trial's tags."""
+    with tempfile.TemporaryDirectory() as tmp:
+        _write_trials(cfg, record, maximize, Path(tmp))
+        mlflow.log_artifacts(tmp, artifact_path="search")
+    label = f"trial {record.best_trial.trial_id}: {run_name(record.best_cfg)}"
+    mlflow.set_tags(studies.best_labels(str(record.table.iloc[0].run_id), label))
+
+
+def _write_trials(cfg: DictConfig, record: SearchRecord, maximize: bool, folder: Path) -> None:
+    """The search's files: trials.csv, trials.md, trials.png, best_hyperparameters.json, tuner.yaml."""
+    table = record.table
+    table.to_csv(folder / "trials.csv", index=False)
+    (folder / "trials.md").write_text(markdown(table))
+    in_order = table.rename(columns={"score": cfg.tuner.objective})
+    in_order["trial"] = pd.to_numeric(in_order["trial_id"], errors="coerce") + 1
+    title = f"{cfg.tuner.kind} search: {cfg.tuner.objective} of each trial"
+    plot_search(in_order, cfg.tuner.objective, folder / "trials.png", title, maximize=maximize)
+    best_values = dict(record.best_trial.hyperparameters.values)
+    if is_mlp(record.best_cfg):
+        best_values["hidden_units"] = hidden_units(record.best_cfg)
+    (folder / "best_hyperparameters.json").write_text(json.dumps(best_values, indent=2, default=str))
+    (folder / "tuner.yaml").write_text(OmegaConf.to_yaml(cfg.tuner, resolve=True))
+
+
+def retrain_best(cfg: DictConfig, data: Dataset) -> tuple[Any, Fitted]:
+    """Train the best trial's config from scratch, keeping the weights of its best epoch."""
+    fresh_start(cfg.seed)
+    model = compile_model(cfg, data)
+    return model, fit(cfg, model, data, extra_callbacks=early_stopping(cfg, restore=True))
+
+
+def retrain_and_register_best(
+    cfg: DictConfig, record: SearchRecord, data: Dataset, parent_run_id: str
+) -> tuple[dict[str, float], str]:
+    """On the active parent: the best trial's config trained again, its metrics, outputs and model, the model
+    registered when tuner.registered_model names it, and the search's note. Returns the metrics and the note."""
+    best_cfg, best, base = record.best_cfg, record.best, record.baseline
+    print(f"sweeplab: the best trial's config trains again, from scratch: {run_name(best_cfg)}", flush=True)
+    model, fitted = retrain_best(best_cfg, data)
+    test = test_metrics(model, data)  # test_loss and the task's: test_accuracy, or test_mae and test_rmse
+    metrics = {"best_score": best, "baseline_score": base, "gain_over_baseline": best - base, **record.counts}
+    metrics.update({**test, "param_count": float(model.count_params())})
+    mlflow.log_metrics(metrics)
+    with tempfile.TemporaryDirectory() as tmp:
+        log_outputs(best_cfg, model, data, fitted.history, Path(tmp), EVAL_BATCH_SIZE)
+    if cfg.tracking.log_model:
+        log_model(model, data.x_test[: max(1, cfg.training.predict_samples)], data)
+        name = models.registered_name(cfg)
+        if name:
+            register_best(name, parent_run_id, metrics, objective_of(cfg))
+    tested = " ".join(f"{k}={v:.4f}" for k, v in test.items())
+    note = (
+        f"{cfg.tuner.kind} search: best {cfg.tuner.objective}={best:.4f} (trial {record.best_trial.trial_id}, "
+        f"{run_name(best_cfg)}) vs baseline {base:.4f}: gain {best - base:+.4f}; {tested}"
+    )
+    mlflow.set_tag(tags.NOTE, note)
+    return metrics, note
 
 
 def register_best(name: str, run_id: str, metrics: dict[str, float], objective: Objective) -> None:

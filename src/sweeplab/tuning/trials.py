@@ -76,7 +76,34 @@ class TrackedTrials:
         hp = trial.hyperparameters
         cfg = self.hypermodel.config_of(hp)
         fresh_start(cfg.seed)  # each trial starts from the same seed, whatever ran before it
-        labels = {
+        earlier = trial_runs(self.experiment_id, self.project, trial_id=trial.trial_id)
+        with tracked_run(f"trial {trial.trial_id}: {run_name(cfg)}", self._trial_tags(trial, cfg, earlier)) as run:
+            self._trial_runs[trial.trial_id] = run.info.run_id
+            self.trials_run += 1
+            self.hypermodel.start_trial(cfg, self.executions_per_trial)
+            mlflow.log_params(flat_params(cfg))
+            mlflow.log_params({f"hp.{k}": v for k, v in hp.values.items()})
+            what, left = self._position(trial)
+            print(console.started_line(what, run_name(cfg), self._clock.elapsed(), console.SEARCH), flush=True)
+            started = time.perf_counter()
+            results = self._train(trial, cfg, what, *args, **kwargs)
+            score = compat.trial_objective(results, self.oracle.objective)
+            seconds = time.perf_counter() - started
+            mlflow.log_metrics({"score": score, "trial_time": seconds})
+            if self.hypermodel.executed:
+                mlflow.log_metrics(aggregate_metrics(self.hypermodel.executed))
+            elapsed = self._clock.elapsed()
+            result = f"{self.oracle.objective.name}={score:.4f}"
+            ahead = console.time_left(elapsed, self.trials_run, left)
+            print(console.ended_line(what, "COMPLETED", seconds, result, elapsed, ahead, console.SEARCH), flush=True)
+            for earlier_run in earlier:
+                MlflowClient().set_tag(earlier_run.info.run_id, tags.SUPERSEDED_BY, run.info.run_id)
+        return results
+
+    def _trial_tags(self, trial: Any, cfg: DictConfig, earlier: list) -> dict[str, str]:
+        """The trial run's tags: the config's, the search's, its attempt and the trial it continues (Hyperband)."""
+        hp_values = trial.hyperparameters.values
+        trial_tags = {
             **run_tags(cfg),
             tags.STUDY: self.project,
             tags.ROLE: tags.ROLE_TRIAL,
@@ -84,33 +111,27 @@ class TrackedTrials:
             tags.TUNER_ID: self.tuner_id,
         }
         if self.executions_per_trial > 1:  # each execution a nested run; this one holds their aggregate
-            labels[tags.SEEDS] = str(self.executions_per_trial)
-        earlier = trial_runs(self.experiment_id, self.project, trial_id=trial.trial_id)
-        labels[tags.ATTEMPT] = str(len(earlier) + 1)
-        if "tuner/trial_id" in hp.values:
-            past = str(hp.values["tuner/trial_id"])
-            labels[tags.CONTINUES_TRIAL] = past
+            trial_tags[tags.SEEDS] = str(self.executions_per_trial)
+        trial_tags[tags.ATTEMPT] = str(len(earlier) + 1)
+        if "tuner/trial_id" in hp_values:
+            past = str(hp_values["tuner/trial_id"])
+            trial_tags[tags.CONTINUES_TRIAL] = past
             past_runs = trial_runs(self.experiment_id, self.project, trial_id=past)
             if past_runs:
-                labels[tags.CONTINUES_RUN] = past_runs[0].info.run_id
-        with tracked_run(f"trial {trial.trial_id}: {run_name(cfg)}", labels) as run:
-            self._trial_runs[trial.trial_id] = run.info.run_id
-            self.trials_run += 1
-            self.hypermodel.start_trial(cfg, self.executions_per_trial)
-            mlflow.log_params(flat_params(cfg))
-            mlflow.log_params({f"hp.{k}": v for k, v in hp.values.items()})
-            # Hyperband keeps its own pruning (its brackets); random and Bayesian searches take the study's.
-            pruner = [] if isinstance(self, keras_tuner.Hyperband) else pruning_callbacks(cfg)
-            kwargs["callbacks"] = [*kwargs.get("callbacks", []), StopOnDivergence(), MlflowEpochLogger(), *pruner]
-            data = self.hypermodel.data
+                trial_tags[tags.CONTINUES_RUN] = past_runs[0].info.run_id
+        return trial_tags
+
+    def _train(self, trial: Any, cfg: DictConfig, what: str, *args: Any, **kwargs: Any) -> Any:
+        """Keras Tuner's run_trial with our callbacks, epochs headed by `what`; a diverged trial fails (no retry)."""
+        # Hyperband keeps its own pruning (its brackets); random and Bayesian searches take the study's.
+        pruner = [] if isinstance(self, keras_tuner.Hyperband) else pruning_callbacks(cfg)
+        data = self.hypermodel.data
+        with console.labelled(what):
             shown = epoch_progress(cfg.training.verbose, len(data.x_train), cfg.batch_size, cfg.training.fused_steps)
-            kwargs.update(callbacks=[*kwargs["callbacks"], *shown], verbose=0)  # Keras Tuner's display stays
-            what, left = self._position(trial)
-            print(console.started_line(what, run_name(cfg), self._clock.elapsed(), console.SEARCH), flush=True)
-            started = time.perf_counter()
+            callbacks = [*kwargs.get("callbacks", []), StopOnDivergence(), MlflowEpochLogger(), *pruner, *shown]
+            kwargs.update(callbacks=callbacks, verbose=0)  # Keras Tuner's display stays
             try:
-                with console.labelled(what):
-                    results = super().run_trial(trial, *args, **kwargs)  # type: ignore[misc]
+                return super().run_trial(trial, *args, **kwargs)  # type: ignore[misc]
             except DivergedError as err:
                 # A diverged trial is a result of its values, not a crash: fail it without a retry.
                 raise keras_tuner.errors.FailedTrialError(str(err)) from err
@@ -118,18 +139,6 @@ class TrackedTrials:
                 if interrupted():  # Ctrl-C or SIGTERM, disguised by TensorFlow: stop, do not fail
                     raise_if_interrupted()
                 raise
-            score = compat.trial_objective(results, self.oracle.objective)
-            mlflow.log_metrics({"score": score, "trial_time": time.perf_counter() - started})
-            if self.hypermodel.executed:
-                mlflow.log_metrics(aggregate_metrics(self.hypermodel.executed))
-            elapsed = self._clock.elapsed()
-            result = f"{self.oracle.objective.name}={score:.4f}"
-            seconds = time.perf_counter() - started
-            ahead = console.time_left(elapsed, self.trials_run, left)
-            print(console.ended_line(what, "COMPLETED", seconds, result, elapsed, ahead, console.SEARCH), flush=True)
-            for earlier_run in earlier:
-                MlflowClient().set_tag(earlier_run.info.run_id, tags.SUPERSEDED_BY, run.info.run_id)
-        return results
 
     def _position(self, trial: Any) -> tuple[str, int | None]:
         """`trial 2 [3/10]` (Keras Tuner's ids count from 0) and how many trials come after it, when known."""
