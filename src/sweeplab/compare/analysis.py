@@ -185,6 +185,27 @@ def leaf_runs(runs: pd.DataFrame, left_out: dict[str, int]) -> pd.DataFrame:
     return runs[~parents & ~aggregates]
 
 
+def counted_runs(runs: pd.DataFrame, param: str, left_out: dict[str, int]) -> pd.DataFrame:
+    """The FINISHED leaf runs that have the param, in the bootstrap's (reproducible) order; the others are
+    counted in `left_out` by why."""
+    runs = leaf_runs(runs, left_out)
+    finished = runs["status"] == FINISHED
+    for status, count in runs.loc[~finished, "status"].value_counts().items():
+        left_out[f"not finished ({status})"] = int(count)
+    counted = runs[finished]
+    has_param = counted[f"params.{param}"].notna()
+    if (~has_param).any():
+        left_out[f"without param {param}"] = int((~has_param).sum())
+    return counted[has_param].sort_values("run_id", kind="stable")
+
+
+def require_metric(counted: pd.DataFrame, metric: str) -> None:
+    """CompareError naming the metrics the runs do log, when none of them logs `metric`."""
+    if f"metrics.{metric}" not in counted.columns or counted[f"metrics.{metric}"].isna().all():
+        logged = sorted(c.removeprefix("metrics.") for c in counted.columns if c.startswith("metrics."))
+        raise CompareError(f"--metric {metric}: no run logs it; the runs log {' '.join(logged)}")
+
+
 def compare_runs(
     runs: pd.DataFrame,
     histories: dict[str, pd.DataFrame],
@@ -203,20 +224,10 @@ def compare_runs(
         raise CompareError(f"no runs to compare{' in ' + title if title else ''}")
     param = resolve_param(runs.columns, by)
     left_out: dict[str, int] = {}
-    runs = leaf_runs(runs, left_out)
-    finished = runs["status"] == FINISHED
-    for status, count in runs.loc[~finished, "status"].value_counts().items():
-        left_out[f"not finished ({status})"] = int(count)
-    counted = runs[finished]
-    has_param = counted[f"params.{param}"].notna()
-    if (~has_param).any():
-        left_out[f"without param {param}"] = int((~has_param).sum())
-    counted = counted[has_param].sort_values("run_id", kind="stable")  # the bootstrap's order: reproducible
+    counted = counted_runs(runs, param, left_out)
     if counted.empty:
         raise CompareError(f"no FINISHED run with param {param}{' in ' + title if title else ''}")
-    logged = sorted(c.removeprefix("metrics.") for c in counted.columns if c.startswith("metrics."))
-    if f"metrics.{metric}" not in counted.columns or counted[f"metrics.{metric}"].isna().all():
-        raise CompareError(f"--metric {metric}: no run logs it; the runs log {' '.join(logged)}")
+    require_metric(counted, metric)
     per_run = per_run_table(counted, histories, param, at, metric, maximize)
     resampled = group_stats.resample(per_run)
     table = group_stats.group_table(per_run, resampled, maximize)

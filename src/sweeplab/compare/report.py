@@ -10,7 +10,9 @@ import html
 import json
 import math
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
+from string import Template
 from typing import Any
 
 import pandas as pd
@@ -147,10 +149,38 @@ class SearchFigure:
     maximize: bool = True
 
 
+FIGURE_TITLES = {
+    "groups": "Groups: mean and 95% interval",
+    "improvement": "Probability of improvement",
+    "curves": "Learning curves",
+    "expected_best": "Expected best score against trials",
+    "search": "The search",
+}
+
+
 def write_report(comparison: Comparison, out_dir: Path, search: SearchFigure | None = None) -> dict[str, Path]:
     """groups.csv, verdict.json, runs.csv, the figures (groups, improvement, curves; expected_best for a
     sampled study's runs, search for a study's), report.html (self-contained) and report.md in out_dir."""
     out_dir.mkdir(parents=True, exist_ok=True)
+    images = draw_figures(comparison, out_dir, search)
+    paths = {key: path for key, (_, path) in images.items()}
+    groups = comparison.table[GROUP_COLUMNS].rename_axis("group").reset_index()
+    paths["groups_csv"] = out_dir / "groups.csv"
+    groups.to_csv(paths["groups_csv"], index=False)
+    paths["verdict"] = out_dir / "verdict.json"
+    paths["verdict"].write_text(json.dumps(verdict_record(comparison), indent=2) + "\n", encoding="utf-8")
+    paths["runs"] = out_dir / "runs.csv"
+    comparison.per_run.to_csv(paths["runs"], index=False)
+    title = f"Comparison by {comparison.by}" + (f": {comparison.title}" if comparison.title else "")
+    paths["html"] = out_dir / "report.html"
+    paths["html"].write_text(html_page(comparison, title, list(images.values())), encoding="utf-8")
+    paths["markdown"] = out_dir / "report.md"
+    paths["markdown"].write_text(markdown_page(comparison, title, list(images.values())), encoding="utf-8")
+    return paths
+
+
+def draw_figures(comparison: Comparison, out_dir: Path, search: SearchFigure | None) -> dict[str, tuple[str, Path]]:
+    """The report's figures as PNG files in out_dir, by key: (title, path)."""
     paths = {
         "groups": figures.plot_groups(comparison, out_dir / "groups.png"),
         "improvement": figures.plot_improvement(comparison, out_dir / "improvement.png"),
@@ -164,48 +194,29 @@ def write_report(comparison: Comparison, out_dir: Path, search: SearchFigure | N
         paths["search"] = plot_search(
             search.trials, search.objective, out_dir / "search.png", search.title, search.params, search.maximize
         )
-    titles = {
-        "groups": "Groups: mean and 95% interval",
-        "improvement": "Probability of improvement",
-        "curves": "Learning curves",
-        "expected_best": "Expected best score against trials",
-        "search": "The search",
-    }
-    images = [(titles[k], p) for k, p in paths.items()]
-    groups = comparison.table[GROUP_COLUMNS].rename_axis("group").reset_index()
-    groups.to_csv(out_dir / "groups.csv", index=False)
-    paths["groups_csv"] = out_dir / "groups.csv"
-    paths["verdict"] = out_dir / "verdict.json"
-    paths["verdict"].write_text(json.dumps(verdict_record(comparison), indent=2) + "\n", encoding="utf-8")
-    comparison.per_run.to_csv(out_dir / "runs.csv", index=False)
-    paths["runs"] = out_dir / "runs.csv"
-    shown = display_table(comparison)
-    title = f"Comparison by {comparison.by}" + (f": {comparison.title}" if comparison.title else "")
-    note_html = "".join(f"<p>{html.escape(n)}</p>" for n in notes(comparison))
-    figures_html = "\n".join(
-        f'<h2>{html.escape(t)}</h2><img alt="{html.escape(t)}" src="{_data_uri(p)}">' for t, p in images
+    return {key: (FIGURE_TITLES[key], path) for key, path in paths.items()}
+
+
+def html_page(comparison: Comparison, title: str, images: list[tuple[str, Path]]) -> str:
+    """report.html: the page template (compare/report.html) filled in, its figures inline, so one file is all."""
+    page = Template(resources.files("sweeplab.compare").joinpath("report.html").read_text(encoding="utf-8"))
+    return page.substitute(
+        title=html.escape(title),
+        notes="".join(f"<p>{html.escape(n)}</p>" for n in notes(comparison)),
+        groups=display_table(comparison).to_html(escape=True),
+        figures="\n".join(
+            f'<h2>{html.escape(t)}</h2><img alt="{html.escape(t)}" src="{_data_uri(p)}">' for t, p in images
+        ),
+        runs=comparison.per_run.to_html(index=False, float_format="{:.4f}".format, escape=True),
     )
-    page = f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
-<style>body{{font-family:sans-serif;margin:2em}} table{{border-collapse:collapse}}
-td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}} img{{max-width:100%}}</style></head>
-<body><h1>{html.escape(title)}</h1>
-<h2>Verdict</h2>{note_html}
-<h2>Groups</h2>{shown.to_html(escape=True)}
-{figures_html}
-<h2>Runs</h2>{comparison.per_run.to_html(index=False, float_format="{:.4f}".format, escape=True)}
-</body></html>
-"""
-    paths["html"] = out_dir / "report.html"
-    paths["html"].write_text(page, encoding="utf-8")
-    markdown = "\n\n".join(
-        [
-            f"# {title}",
-            *notes(comparison),
-            console.markdown(shown, index=True).rstrip("\n"),
-            *(f"![{t}]({p.name})" for t, p in images),
-        ]
-    )
-    paths["markdown"] = out_dir / "report.md"
-    paths["markdown"].write_text(markdown + "\n", encoding="utf-8")
-    return paths
+
+
+def markdown_page(comparison: Comparison, title: str, images: list[tuple[str, Path]]) -> str:
+    """report.md: the notes, the groups table and the figures beside it."""
+    parts = [
+        f"# {title}",
+        *notes(comparison),
+        console.markdown(display_table(comparison), index=True).rstrip("\n"),
+        *(f"![{t}]({p.name})" for t, p in images),
+    ]
+    return "\n\n".join(parts) + "\n"
