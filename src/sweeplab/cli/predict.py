@@ -12,6 +12,8 @@ from sweeplab.cli import fail
 from sweeplab.errors import DataError, PredictError
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from sweeplab.predict import ModelSource
 
 
@@ -67,8 +69,6 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     quiet_start()
-    from sweeplab.predict import as_outputs, model_source, predict
-    from sweeplab.predictions import predictions_table, shown_columns
     from sweeplab.tracking.store import default_store_uri
 
     if args.count < 1:
@@ -76,22 +76,30 @@ def main(argv: list[str] | None = None) -> int:
     load_keras()  # before the model's code imports it: without TensorFlow's start-up lines
     uri = args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or default_store_uri()
     try:
-        source = model_source(args.model, tracking_uri=uri)
-        inputs, true, names, class_names = model_inputs(args, source)
-        outputs, class_names = as_outputs(predict(args.model, inputs, tracking_uri=uri), class_names)
-        table = predictions_table(outputs, source.task, class_names, true=true, names=names)
+        source, table = predictions(args, uri)
     except (PredictError, DataError) as err:
         fail(err, prog="predict", status=2)
+    from sweeplab.predictions import shown_columns
+
     print(f"predict: {args.model}" + (f" (run {source.run_id})" if source.run_id else ""))
     print(table[shown_columns(table)].to_string(index=False))
     return 0
 
 
+def predictions(args: argparse.Namespace, uri: str) -> tuple[ModelSource, pd.DataFrame]:
+    """What the model was trained on and its predictions table for the inputs the arguments ask for."""
+    from sweeplab.predict import as_outputs, model_source, predict
+    from sweeplab.predictions import predictions_table
+
+    source = model_source(args.model, tracking_uri=uri)
+    inputs, true, names, class_names = model_inputs(args, source)
+    outputs, class_names = as_outputs(predict(args.model, inputs, tracking_uri=uri), class_names)
+    return source, predictions_table(outputs, source.task, class_names, true=true, names=names)
+
+
 def model_inputs(args: argparse.Namespace, source: ModelSource) -> tuple[Any, Any, list[str] | None, list[str]]:
     """(inputs, true values or None, image names or None, class names) for what the arguments ask."""
-    import numpy as np
-
-    from sweeplab.predict import csv_rows, default_class_names, read_image, test_images, test_rows
+    from sweeplab.predict import csv_rows, default_class_names
 
     if source.is_table and args.images:
         raise PredictError(f"--images: the model takes table rows ({', '.join(source.features)}); give --csv FILE")
@@ -101,14 +109,31 @@ def model_inputs(args: argparse.Namespace, source: ModelSource) -> tuple[Any, An
     dataset = args.data or source.dataset or "fashion_mnist"
     class_names = source.class_names or default_class_names(dataset)
     if args.images:
-        stacks = [read_image(path, invert=args.invert) for path in args.images]
-        names = [
-            f"{p.name}[{i}]" if len(s) > 1 else p.name
-            for p, s in zip(args.images, stacks, strict=False)
-            for i in range(len(s))
-        ]
-        return np.concatenate(stacks), None, names, class_names
-    if source.data is not None and not args.data:  # the run's own data config (a _target_ loader)
+        inputs, names = image_files(args.images, args.invert)
+        return inputs, None, names, class_names
+    return test_inputs(args, source, dataset, class_names)
+
+
+def image_files(paths: list[Path], invert: bool) -> tuple[Any, list[str]]:
+    """The images of the files, stacked, and a name for each: the file's, with [i] for a stack's i-th image."""
+    import numpy as np
+
+    from sweeplab.predict import read_image
+
+    stacks = [read_image(path, invert=invert) for path in paths]
+    names = [
+        f"{p.name}[{i}]" if len(s) > 1 else p.name for p, s in zip(paths, stacks, strict=False) for i in range(len(s))
+    ]
+    return np.concatenate(stacks), names
+
+
+def test_inputs(
+    args: argparse.Namespace, source: ModelSource, dataset: str, class_names: list[str]
+) -> tuple[Any, Any, None, list[str]]:
+    """The first --count test rows of the run's own data config (a _target_ loader), else test images."""
+    from sweeplab.predict import test_images, test_rows
+
+    if source.data is not None and not args.data:
         inputs, true, found = test_rows(source, args.count, args.data_path)
         return inputs, true, None, class_names if source.class_names else found
     data_path = args.data_path or (source.data_path if dataset == source.dataset else None)
