@@ -4,7 +4,10 @@ creation each in their one place. These read the source; nothing here trains."""
 from __future__ import annotations
 
 import ast
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -142,3 +145,28 @@ def test_one_place_prints_errors_and_exits() -> None:
     error_class = re.compile(r"^class \w+\((\w*Error|Exception)", re.M)
     errors = {module for module, path in MODULES.items() if error_class.search(path.read_text())}
     assert errors == {"sweeplab.errors"}, errors
+
+
+HEAVY = ("tensorflow", "keras", "jax", "mlflow", "pandas", "hydra", "omegaconf", "matplotlib")
+
+
+def test_import_sweeplab_is_light_and_names_its_api() -> None:
+    """`import sweeplab` imports none of the heavy libraries (Hydra's plugin scan and the launching process
+    import it); its public names resolve on first use, and each is defined where the package says."""
+    code = (
+        "import sys, sweeplab\n"
+        f"print(sorted({{m.split('.')[0] for m in sys.modules}} & set({HEAVY!r})))\n"
+        "from sweeplab import errors\n"
+        "assert sweeplab.SweeplabError is errors.SweeplabError and 'run' in dir(sweeplab)\n"
+        "try:\n    sweeplab.no_such_name\nexcept AttributeError as err:\n    print(err)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(PACKAGE.parent)}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["[]", "module 'sweeplab' has no attribute 'no_such_name'"]
+    api = ast.literal_eval(re.search(r"_API = (\{.*?\n\})", (PACKAGE / "__init__.py").read_text(), re.S).group(1))
+    for name, module in api.items():
+        tree = ast.parse(MODULES[module].read_text())
+        defined = {n.name for n in tree.body if isinstance(n, ast.FunctionDef | ast.ClassDef)}
+        assert name in defined, f"sweeplab.{name}: {module} defines no {name}"
+        assert name not in MODULES and f"sweeplab.{name}" not in MODULES, f"{name} would hide a module"
