@@ -78,7 +78,7 @@ def run_seeds(cfg: DictConfig) -> RunResult:
         table = pd.DataFrame(rows, columns=["seed", "run_id", "status", *figures, "pruned"])
         mlflow.log_text(table.to_csv(index=False), "seeds.csv")
     print(_closing_line(table, metrics, objective_of(cfg).metric, experiment_id, run_id), flush=True)
-    return RunResult(run_id, experiment_id, metrics, table)
+    return RunResult(run_id, experiment_id, metrics, seeds=table)
 
 
 def _train_seed(cfg: DictConfig, experiment_id: str, seed: int, what: str) -> dict:

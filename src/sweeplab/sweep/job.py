@@ -125,7 +125,7 @@ def run_job(cfg: DictConfig) -> float:
         # Jobs running at once in one terminal write whole lines, never bars that interleave.
         with console.labelled(tag, lines_only=str(hydra_cfg.launcher.get("_target_")) != compat.BASIC_LAUNCHER):
             result = run_config(cfg)
-        report.update(run_id=result.run_id, reused_compiled=compiled_cache.last_take_reused())
+        report.update(run_id=result.run_id, reused_compiled=compiled_cache.CACHE.reused)
         value = result.metrics.get(objective.metric, math.nan)
         ended(tag, num, "FINISHED", time.perf_counter() - started, f"{objective.metric}={value:.4f}")
         return value
