@@ -152,7 +152,7 @@ class SweepCallback(Callback):
         if self.closed or self.plan is None or self.study is None:
             return
         self.closed = True
-        from sweeplab.sweep.summary import summarize
+        from sweeplab.sweep.summary import finish_sweep
 
         lost = store.unreachable(self.study.client.tracking_uri)
         if lost is not None:  # every call would retry and fail; say once what happened and how to go on
@@ -165,7 +165,7 @@ class SweepCallback(Callback):
         status, reason = KILLED, ""
         try:
             try:
-                status = summarize(self.study, self.plan, self.reached_end or error is not None)
+                status = finish_sweep(self.study, self.plan, self.reached_end or error is not None)
             except OSError as err:  # the parent's files, on a full or unwritable artifact store
                 status, reason = studies.FAILED, self.unwritten(err)
                 error_line(reason)

@@ -177,8 +177,9 @@ def print_summary(plan: Plan, status: str, table: pd.DataFrame, metrics: dict, l
     print(f"sweeplab: summary in {plan.directory}/summary.md", flush=True)
 
 
-def summarize(study: Study, plan: Plan, reached_end: bool) -> str:
-    """Build, save, print and log the summary; return the status the parent run ends with."""
+def finish_sweep(study: Study, plan: Plan, reached_end: bool) -> str:
+    """The sweep's end on its parent: each job's row (a child still RUNNING ended KILLED), the summary saved,
+    printed and logged, compare.py's report printed; returns the status the parent run ends with."""
     from sweeplab.console import markdown
     from sweeplab.plots import plot_curves, plot_search
 
