@@ -75,54 +75,59 @@ def test_gc_pauses_for_the_imports_and_collects_the_job(tmp_path: Path) -> None:
     assert int(frozen) > 100_000  # TensorFlow's objects, left out of every later collection
 
 
-MALLOC_CHILD = """
-import ctypes, sys
-
-class MallInfo2(ctypes.Structure):
-    names = "arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks fordblks keepcost"
-    _fields_ = [(name, ctypes.c_size_t) for name in names.split()]
+ARENAS_CHILD = """
+import ctypes, os, sys, threading
 
 libc = ctypes.CDLL(None)
-libc.mallinfo2.restype = MallInfo2
 libc.malloc.restype = ctypes.c_void_p
 libc.malloc.argtypes = [ctypes.c_size_t]
-libc.free.argtypes = [ctypes.c_void_p]
+libc.fopen.restype = ctypes.c_void_p
+libc.malloc_info.argtypes = [ctypes.c_int, ctypes.c_void_p]
+libc.fclose.argtypes = [ctypes.c_void_p]
 if sys.argv[1] == "steady":
     from sweeplab.perf.process import steady_malloc
     steady_malloc()
-size = 3_300_000  # a fused step's batch of 1,024 images in float32, about
-libc.free(libc.malloc(size))  # glibc's own rule raises its mmap threshold to this size here
-before = libc.mallinfo2().hblks
-block = libc.malloc(size)
-print(libc.mallinfo2().hblks - before)
+cores = max(2, len(os.sched_getaffinity(0)))
+count = 2 * cores + 1
+together = threading.Barrier(count)
+threads = [threading.Thread(target=lambda: (libc.malloc(4096), together.wait())) for _ in range(count)]
+for thread in threads:  # all alive at once: glibc gives each an arena of its own, up to its limit
+    thread.start()
+for thread in threads:
+    thread.join()
+out = libc.fopen(sys.argv[2].encode(), b"w")
+libc.malloc_info(0, out)
+libc.fclose(out)
+arenas = open(sys.argv[2]).read().count("<heap nr=")
+print("within" if arenas <= cores else "beyond")
 """
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc")
-@pytest.mark.parametrize("mode, mapped", [("glibc", "0"), ("steady", "1")])
-def test_steady_malloc_keeps_batch_sized_blocks_off_the_arenas(mode: str, mapped: str) -> None:
-    """A batch-sized block freed and asked for again: glibc alone serves it from an arena that keeps it
-    (what grew a tracked run's memory epoch after epoch); with steady_malloc it gets a mapping of its own."""
-    env = {k: v for k, v in os.environ.items() if k != "MALLOC_MMAP_THRESHOLD_"}
+@pytest.mark.parametrize("mode, arenas", [("glibc", "beyond"), ("steady", "within")])
+def test_steady_malloc_keeps_one_arena_per_core(tmp_path: Path, mode: str, arenas: str) -> None:
+    """Threads that allocate at the same time: glibc alone gives each an arena of its own (what grew a
+    tracked run's memory epoch after epoch); with steady_malloc there are no more arenas than cores."""
+    env = {k: v for k, v in os.environ.items() if k != "MALLOC_ARENA_MAX"}
     proc = subprocess.run(
-        [sys.executable, "-c", MALLOC_CHILD, mode], capture_output=True, text=True, timeout=60, env=env
+        [sys.executable, "-c", ARENAS_CHILD, mode, str(tmp_path / "malloc.xml")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
     )
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == mapped
+    assert proc.stdout.strip() == arenas
 
 
 def test_steady_malloc_passes_on_to_child_processes_and_yields_to_the_user() -> None:
     code = (
         "import os; from sweeplab.perf.process import steady_malloc; steady_malloc(); "
-        "print(os.environ['MALLOC_MMAP_THRESHOLD_'])"
+        "print(os.environ['MALLOC_ARENA_MAX'])"
     )
-    env = {k: v for k, v in os.environ.items() if k != "MALLOC_MMAP_THRESHOLD_"}
+    env = {k: v for k, v in os.environ.items() if k != "MALLOC_ARENA_MAX"}
     ours = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env)
     theirs = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**env, "MALLOC_MMAP_THRESHOLD_": "65536"},
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env={**env, "MALLOC_ARENA_MAX": "7"}
     )
-    assert (ours.stdout.strip(), theirs.stdout.strip()) == ("1048576", "65536")
+    assert (ours.stdout.strip(), theirs.stdout.strip()) == (str(max(2, len(os.sched_getaffinity(0)))), "7")

@@ -33,26 +33,28 @@ def resume_gc() -> None:
     gc.enable()
 
 
-MMAP_THRESHOLD_ENV = "MALLOC_MMAP_THRESHOLD_"
-_M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
+ARENA_MAX_ENV = "MALLOC_ARENA_MAX"
+_M_ARENA_MAX = -8  # glibc's mallopt parameter
 
 
-def steady_malloc(threshold: int = 1 << 20) -> None:
-    """Serve blocks of `threshold` bytes or more (1 MiB) from their own mappings, in this process and the
-    processes it starts, so that training's batch-sized buffers go back to the system when freed.
+def steady_malloc() -> None:
+    """Keep malloc to one arena per core, in this process and the processes it starts, so that its memory
+    stops growing through training.
 
-    glibc raises that threshold each time such a block is freed; fused steps' blocks of a batch of 1,024
-    images then stay in its per-thread arenas, which grow epoch after epoch (docs/performance.md, "Peak memory
-    of a tracked run"). A threshold set by the user wins; a C library without glibc's mallopt is left alone.
+    glibc gives threads up to eight arenas per core; TensorFlow allocates and frees a fused step's batch
+    (1,024 images, 3.2 MB) on several threads, each arena keeps what is freed in it, and a tracked run's
+    memory grew epoch after epoch (docs/performance.md, "Peak memory of a tracked run"). A value set by the
+    user wins; a C library without glibc's mallopt is left alone.
     """
-    if os.environ.get(MMAP_THRESHOLD_ENV):
+    if os.environ.get(ARENA_MAX_ENV):
         return
-    os.environ[MMAP_THRESHOLD_ENV] = str(threshold)  # read by glibc when a process starts
+    arenas = max(2, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 2)
+    os.environ[ARENA_MAX_ENV] = str(arenas)  # read by glibc when a process starts
     try:
         mallopt = ctypes.CDLL(None).mallopt
     except (AttributeError, OSError):
         return
-    mallopt(_M_MMAP_THRESHOLD, threshold)
+    mallopt(_M_ARENA_MAX, arenas)
 
 
 def in_background(name: str, work: Callable[..., Any], *args: Any, **kwargs: Any) -> Future:
