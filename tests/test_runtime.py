@@ -3,6 +3,7 @@ paused while a job imports (`pause_gc`, `resume_gc`)."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -72,3 +73,61 @@ def test_gc_pauses_for_the_imports_and_collects_the_job(tmp_path: Path) -> None:
     _, paused, enabled, frozen, freed = next(x for x in proc.stdout.splitlines() if x.startswith("RESULT")).split()
     assert (paused, enabled, freed) == ("True", "True", "True")
     assert int(frozen) > 100_000  # TensorFlow's objects, left out of every later collection
+
+
+ARENAS_CHILD = """
+import ctypes, os, sys, threading
+
+libc = ctypes.CDLL(None)
+libc.malloc.restype = ctypes.c_void_p
+libc.malloc.argtypes = [ctypes.c_size_t]
+libc.fopen.restype = ctypes.c_void_p
+libc.malloc_info.argtypes = [ctypes.c_int, ctypes.c_void_p]
+libc.fclose.argtypes = [ctypes.c_void_p]
+if sys.argv[1] == "steady":
+    from sweeplab.perf.process import steady_malloc
+    steady_malloc()
+cores = max(2, len(os.sched_getaffinity(0)))
+count = 2 * cores + 1
+together = threading.Barrier(count)
+threads = [threading.Thread(target=lambda: (libc.malloc(4096), together.wait())) for _ in range(count)]
+for thread in threads:  # all alive at once: glibc gives each an arena of its own, up to its limit
+    thread.start()
+for thread in threads:
+    thread.join()
+out = libc.fopen(sys.argv[2].encode(), b"w")
+libc.malloc_info(0, out)
+libc.fclose(out)
+arenas = open(sys.argv[2]).read().count("<heap nr=")
+print("within" if arenas <= cores else "beyond")
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc")
+@pytest.mark.parametrize("mode, arenas", [("glibc", "beyond"), ("steady", "within")])
+def test_steady_malloc_keeps_one_arena_per_core(tmp_path: Path, mode: str, arenas: str) -> None:
+    """Threads that allocate at the same time: glibc alone gives each an arena of its own (what grew a
+    tracked run's memory epoch after epoch); with steady_malloc there are no more arenas than cores."""
+    env = {k: v for k, v in os.environ.items() if k != "MALLOC_ARENA_MAX"}
+    proc = subprocess.run(
+        [sys.executable, "-c", ARENAS_CHILD, mode, str(tmp_path / "malloc.xml")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == arenas
+
+
+def test_steady_malloc_passes_on_to_child_processes_and_yields_to_the_user() -> None:
+    code = (
+        "import os; from sweeplab.perf.process import steady_malloc; steady_malloc(); "
+        "print(os.environ['MALLOC_ARENA_MAX'])"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "MALLOC_ARENA_MAX"}
+    ours = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env)
+    theirs = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env={**env, "MALLOC_ARENA_MAX": "7"}
+    )
+    assert (ours.stdout.strip(), theirs.stdout.strip()) == (str(max(2, len(os.sched_getaffinity(0)))), "7")

@@ -21,7 +21,7 @@ from sweeplab.cli import fail, stopped
 from sweeplab.config import CONF_DIR, register_configs
 from sweeplab.errors import SweeplabError
 from sweeplab.objective import objective_of
-from sweeplab.perf.process import exit_quickly, pause_gc
+from sweeplab.perf.process import exit_quickly, pause_gc, steady_malloc
 from sweeplab.signals import handle_signals
 from sweeplab.tracking.store import check_store
 from sweeplab.validate import validate
@@ -109,9 +109,11 @@ def main(cfg: DictConfig) -> float:
 def run(app: Callable[[], Any] | None = None) -> NoReturn:
     """`python sweep.py`: main() (or another Hydra app, `app`), then the process ends without the
     interpreter's teardown. The garbage collector pauses until the job has imported what it needs; the
-    libraries start quietly in this process and in the processes it starts (sweeplab.backend.quiet_start)."""
+    libraries start quietly in this process and in the processes it starts (sweeplab.backend.quiet_start), with
+    malloc kept from growing through training (sweeplab.perf.process.steady_malloc)."""
     from sweeplab.sweep.callback import last_outcome
 
+    steady_malloc()
     quiet_start()
     pause_gc()
     try:

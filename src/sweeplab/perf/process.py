@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import os
 import sys
@@ -30,6 +31,30 @@ def resume_gc() -> None:
         return
     gc.freeze()
     gc.enable()
+
+
+ARENA_MAX_ENV = "MALLOC_ARENA_MAX"
+_M_ARENA_MAX = -8  # glibc's mallopt parameter
+
+
+def steady_malloc() -> None:
+    """Keep malloc to one arena per core, in this process and the processes it starts, so that its memory
+    stops growing through training.
+
+    glibc gives threads up to eight arenas per core; TensorFlow allocates and frees a fused step's batch
+    (1,024 images, 3.2 MB) on several threads, each arena keeps what is freed in it, and a tracked run's
+    memory grew epoch after epoch (docs/performance.md, "Peak memory of a tracked run"). A value set by the
+    user wins; a C library without glibc's mallopt is left alone.
+    """
+    if os.environ.get(ARENA_MAX_ENV):
+        return
+    arenas = max(2, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 2)
+    os.environ[ARENA_MAX_ENV] = str(arenas)  # read by glibc when a process starts
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (AttributeError, OSError):
+        return
+    mallopt(_M_ARENA_MAX, arenas)
 
 
 def in_background(name: str, work: Callable[..., Any], *args: Any, **kwargs: Any) -> Future:
