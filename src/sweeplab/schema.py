@@ -58,7 +58,7 @@ class TrainingConfig:
     steps_per_execution: int = 32
     reuse_compiled: bool = True
     threads: int | None = None
-    verbose: Verbosity = Verbosity["auto"]  # type: ignore[valid-type]
+    verbose: Verbosity = Verbosity["auto"]
     predict_samples: int = 3
 
 
@@ -137,11 +137,14 @@ class SweeplabConfig:
     force: bool = False
 
 
-# Options of the schema/ groups, named in the defaults lists of conf/tuner/*.yaml and conf/pruner/median.yaml
-# (`/schema/tuner@_here_: random`): kept out of the tuner and pruner groups, whose options users choose.
-GROUP_SCHEMAS = {
-    "schema/tuner": {"random": TunerConfig, "hyperband": HyperbandConfig, "bayesian": BayesianConfig},
-    "schema/pruner": {"pruner": PrunerConfig},
+# Schemas of group options, stored outside any group (a group's options are what users choose, and what
+# --help lists): each conf/tuner/*.yaml names its own first (`/tuner_random_schema@_here_`), conf/pruner/median.yaml
+# the pruner's.
+OPTION_SCHEMAS = {
+    "tuner_random_schema": TunerConfig,
+    "tuner_hyperband_schema": HyperbandConfig,
+    "tuner_bayesian_schema": BayesianConfig,
+    "pruner_schema": PrunerConfig,
 }
 
 
@@ -154,7 +157,6 @@ def register_configs() -> None:
     """Register the schemas with Hydra's ConfigStore (before composing) and the `stem` resolver."""
     store = ConfigStore.instance()
     store.store(name="base_config", node=SweeplabConfig)
-    for group, nodes in GROUP_SCHEMAS.items():
-        for name, node in nodes.items():
-            store.store(group=group, name=name, node=node)
+    for name, node in OPTION_SCHEMAS.items():
+        store.store(name=name, node=node)
     OmegaConf.register_new_resolver("stem", _stem, replace=True)
