@@ -114,6 +114,22 @@ def test_mlflow_bulk_metric_read(client) -> None:
     assert math.isnan(frame[(frame["run_id"] == run_ids[1]) & (frame["step"] == 1)]["value"].iloc[0])
 
 
+def test_mlflow_bulk_metric_read_by_tag(client) -> None:
+    def run(labels: dict[str, str], values: list[float]) -> str:
+        run_id = client.create_run("0", tags=labels).info.run_id
+        for step, value in enumerate(values):
+            client.log_metric(run_id, "val_accuracy", value, step=step)
+        return run_id
+
+    member = run({"study": "p"}, [0.5, 0.6])
+    run({"study": "p", "aggregate": "2"}, [0.9])  # tagged, but also tagged to leave out
+    run({"study": "q"}, [0.1])  # another value of the tag
+    frame = compat.tagged_metric_points(client, "val_accuracy", ("study", "p"), "aggregate")
+    assert frame is not None, moved("MLflow's SQL store (client._tracking_client.store, SqlMetric, SqlTag)")
+    assert list(frame.columns) == ["run_id", "step", "value"]
+    assert set(frame["run_id"]) == {member} and sorted(frame["value"]) == pytest.approx([0.5, 0.6])
+
+
 def test_keras_tuner_oracle_draws_the_defaults_first() -> None:
     import keras_tuner
 

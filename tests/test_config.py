@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 
 import pytest
+from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
 from sweeplab.config import KERAS_ACTIVATIONS, config_hash, hidden_units, learning_rate
@@ -137,6 +140,49 @@ def test_bad_values_are_refused_with_one_line(compose_cfg, override, named) -> N
         validate(compose_cfg(override))
     message = str(err.value)
     assert named in message and "\n" not in message
+
+
+# Typos in typed choices (sweeplab.schema): refused by Hydra while it composes, before validate() runs.
+TYPED_CHOICE_TYPOS = [
+    (("backend=tensorflw",), "Invalid value 'tensorflw', expected one of [tensorflow, jax]"),
+    (("training.verbose=loud",), "Invalid value 'loud', expected one of [auto, 0, 1, 2]"),
+    (("training.verbose=3",), "Invalid value '3'"),
+    (("tuner=random", "tuner.kind=randon"), "Invalid value 'randon', expected one of [random, hyperband, bayesian]"),
+    (("pruner=percentile", "pruner.kind=medain"), "Invalid value 'medain', expected one of [median, percentile]"),
+    (("tuner=hyperband", "tuner.factor=three"), "tuner.factor=three"),
+    (("pruner=median", "pruner.min_runs=many"), "pruner.min_runs=many"),
+    (("tuner=randon",), "Could not find 'tuner/randon'"),
+    (("pruner=medain",), "Could not find 'pruner/medain'"),
+]
+
+
+@pytest.mark.parametrize(("overrides", "named"), TYPED_CHOICE_TYPOS, ids=[" ".join(o) for o, _ in TYPED_CHOICE_TYPOS])
+def test_typed_choices_are_refused_at_composition(compose_cfg, overrides, named) -> None:
+    with pytest.raises(ConfigCompositionException) as err:
+        compose_cfg(*overrides)
+    assert named in str(err.value) or named in str(err.value.__cause__)
+
+
+def test_typed_choices_read_and_log_as_the_strings_they_were(compose_cfg) -> None:
+    """Enum values compare, print and serialise as the YAML's strings: code, params and hashes see no change."""
+    for verbose in ("auto", "0", "1", "2"):
+        cfg = compose_cfg(f"training.verbose={verbose}")
+        assert cfg.training.verbose == verbose and f"{cfg.training.verbose}" == verbose
+    cfg = compose_cfg("backend=jax", "tuner=bayesian", "pruner=percentile")
+    assert (cfg.backend, cfg.tuner.kind, cfg.pruner.kind) == ("jax", "bayesian", "percentile")
+    assert cfg.pruner.percentile == 25 and isinstance(cfg.pruner.percentile, int)  # logged as 25, not 25.0
+    assert json.dumps([cfg.backend, cfg.tuner.kind]) == '["jax", "bayesian"]'
+    assert "backend: jax" in OmegaConf.to_yaml(cfg) and "kind: bayesian" in OmegaConf.to_yaml(cfg)
+    for kind in ("random", "hyperband", "bayesian"):  # each schema adds no key: the search's project name hashes them
+        written = set(OmegaConf.load(CONF / "tuner" / f"{kind}.yaml")) - {"defaults"}
+        assert set(compose_cfg(f"tuner={kind}").tuner) == written | {"space"}
+
+
+def test_validate_names_the_shipped_optimizers(compose_cfg) -> None:
+    cfg = compose_cfg()
+    cfg.optimizer = None
+    with pytest.raises(ConfigError, match=re.escape("optimizer=" + "|".join(OPTIMIZERS)) + "$"):
+        validate(cfg)
 
 
 def test_activation_list_matches_keras() -> None:

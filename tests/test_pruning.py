@@ -20,6 +20,37 @@ TINY = ["data.limit=1000", "epochs=4", "training.verbose=0", "tracking.log_model
 PRUNE = ["pruner=median", "pruner.warmup_epochs=1"]
 
 
+# --- the siblings ------------------------------------------------------------------------------------------
+
+
+def _sibling_values(client: MlflowClient) -> list[float]:
+    """What a SiblingReader reads in `client`'s store of a study with one sibling and three runs that are not."""
+    from sweeplab.pruning.siblings import SiblingReader
+    from sweeplab.tracking import tags
+
+    experiment = client.create_experiment("siblings")
+    parent = client.create_run(experiment).info.run_id
+
+    def run(labels: dict[str, str], values: list[float], study: str = parent) -> str:
+        run_id = client.create_run(experiment, tags={tags.STUDY_RUN: study, **labels}).info.run_id
+        for step, value in enumerate(values):
+            client.log_metric(run_id, "val_accuracy", value, step=step)
+        return run_id
+
+    own = run({}, [0.1, 0.2])
+    run({}, [0.5, 0.6])  # the one sibling
+    run({tags.SEEDS: "2"}, [0.9, 0.9])  # aggregates its seeds' runs: not a sibling
+    run({}, [0.3, 0.3], study="another study")
+    return sorted(SiblingReader(client, parent, experiment, own, "val_accuracy").points(2)["value"])
+
+
+def test_siblings_are_the_same_runs_on_a_sql_store_and_elsewhere(client, tmp_path: Path, monkeypatch) -> None:
+    """One rule says who a sibling is: the SQL query and the search a tracking server gets find the same runs."""
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    elsewhere = MlflowClient(tracking_uri=(tmp_path / "files").as_uri())  # not SQL: read by search and history
+    assert _sibling_values(client) == _sibling_values(elsewhere) == pytest.approx([0.5, 0.6])
+
+
 # --- the rule ----------------------------------------------------------------------------------------------
 
 

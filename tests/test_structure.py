@@ -170,3 +170,42 @@ def test_import_sweeplab_is_light_and_names_its_api() -> None:
         defined = {n.name for n in tree.body if isinstance(n, ast.FunctionDef | ast.ClassDef)}
         assert name in defined, f"sweeplab.{name}: {module} defines no {name}"
         assert name not in MODULES and f"sweeplab.{name}" not in MODULES, f"{name} would hide a module"
+
+
+# Feature packages: what sweeplab does with a config. The core (config, schema, validation, data, errors)
+# sits under them: it must load and check data without the tuner, the pruner or the tracking code.
+FEATURES = ("tuning", "pruning", "seeds", "sweep", "compare", "tracking", "perf", "cli")
+CORE = ("sweeplab.data", "sweeplab.validate")
+
+
+def reached(module: str) -> set[str]:
+    """Every sweeplab module `module` imports, directly or through the modules it imports."""
+    seen: set[str] = set()
+    todo = [module]
+    while todo:
+        for name in imported(todo.pop()) - seen:
+            seen.add(name)
+            todo.append(name)
+    return seen
+
+
+def is_feature(module: str) -> bool:
+    parts = module.split(".")
+    return len(parts) > 1 and parts[1] in FEATURES
+
+
+@pytest.mark.parametrize("module", CORE)
+def test_core_modules_import_no_feature_package(module: str) -> None:
+    features = sorted(m for m in reached(module) if is_feature(m))
+    assert features == [], f"{module} reaches feature modules: {features}"
+
+
+def test_compat_imports_nothing_of_sweeplab() -> None:
+    """compat holds other libraries' private names only: what it needs of ours is passed in as arguments."""
+    assert imported("sweeplab.compat") == set()
+
+
+def test_the_tracking_uri_is_looked_up_in_one_place() -> None:
+    reading = re.compile(r"""environ(\.get\(|\[)["']MLFLOW_TRACKING_URI""")
+    found = {module for module, path in MODULES.items() if reading.search(path.read_text())}
+    assert found == {"sweeplab.tracking.store"}, found

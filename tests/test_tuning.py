@@ -26,7 +26,7 @@ from sweeplab.errors import ConfigError
 from sweeplab.tracking import models
 from sweeplab.tuning.hypermodel import ConfiguredHyperModel
 from sweeplab.tuning.search import project_name, search
-from sweeplab.tuning.space import Choices, Span, search_space
+from sweeplab.tuning.space import Choices, Span, search_space, validate_tuner
 from sweeplab.tuning.summary import early_stopping
 from sweeplab.tuning.trials import build_tuner
 from sweeplab.validate import validate
@@ -82,7 +82,7 @@ def test_bad_search_config_is_refused_with_one_line(
 ) -> None:
     cfg = compose_cfg("tuner=random", override)
     with pytest.raises(ConfigError, match=None) as err:
-        validate(cfg)
+        validate_tuner(cfg)
     assert message in str(err.value) and "\n" not in str(err.value)
 
 
@@ -120,7 +120,7 @@ def test_bad_model_space_is_refused_with_one_line(
 ) -> None:
     cfg = compose_cfg("model=cnn", "tuner=random", *overrides)
     with pytest.raises(ConfigError) as err:
-        validate(cfg)
+        validate_tuner(cfg)
     assert message in str(err.value) and "\n" not in str(err.value)
 
 

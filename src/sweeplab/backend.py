@@ -10,8 +10,9 @@ import sys
 import tempfile
 
 from sweeplab.errors import ConfigError
+from sweeplab.schema import Backend
 
-BACKENDS = ("tensorflow", "jax")
+BACKENDS = tuple(Backend)  # the schema's choices, for callers that pass a name of their own
 
 
 def select_backend(name: str, threads: int | None = None) -> None:

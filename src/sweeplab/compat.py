@@ -234,27 +234,26 @@ def trial_objective(results: Any, objective: Any) -> float:
     return float(tuner_utils.convert_to_metrics_dict(results, objective)[objective.name])
 
 
-def sibling_points(client: Any, parent_run_id: str, key: str) -> Any | None:
-    """(run_id, step, value) of metric `key` for every run of the study `parent_run_id` (its jobs, trials and
-    their seeds' runs; not the runs that aggregate seeds), in one SQL query, or None.
+def tagged_metric_points(client: Any, key: str, tag: tuple[str, str], unless_tag: str) -> Any | None:
+    """(run_id, step, value) of metric `key` for every run tagged `tag` (key, value) and not tagged `unless_tag`,
+    in one SQL query, or None.
 
-    A pruning decision reads its siblings' histories after every epoch; MlflowClient would take a search
-    and one history call per sibling. Only on MLflow's SQL store; None elsewhere.
+    A pruning decision reads its siblings' histories after every epoch (sweeplab.pruning.siblings says which runs
+    they are); MlflowClient would take a search and one history call per run. Only on MLflow's SQL store; None
+    elsewhere.
     """
-    from sweeplab.tracking import tags
-
     sessions = _sql_sessions(client)
     if sessions is None:
         return None
     from mlflow.store.tracking.dbmodels.models import SqlMetric, SqlTag
 
     with sessions() as session:
-        aggregates = session.query(SqlTag.run_uuid).filter(SqlTag.key == tags.SEEDS)
+        excluded = session.query(SqlTag.run_uuid).filter(SqlTag.key == unless_tag)
         rows = (
             session.query(SqlMetric.run_uuid, SqlMetric.step, SqlMetric.value, SqlMetric.is_nan)
             .join(SqlTag, SqlTag.run_uuid == SqlMetric.run_uuid)
-            .filter(SqlTag.key == tags.STUDY_RUN, SqlTag.value == parent_run_id, SqlMetric.key == key)
-            .filter(SqlMetric.run_uuid.not_in(aggregates))
+            .filter(SqlTag.key == tag[0], SqlTag.value == tag[1], SqlMetric.key == key)
+            .filter(SqlMetric.run_uuid.not_in(excluded))
             .all()
         )
     return _points(rows, ["run_id", "step", "value"])

@@ -1,7 +1,7 @@
-"""Config schemas (typed, registered with Hydra), what they derive (layer sizes, learning rate) and a run's identity.
+"""What a config derives (layer sizes, learning rate, the optimizer's name) and a run's identity (its hash).
 
-Types are enforced by Hydra at composition (`lr=fast` fails there); values by sweeplab.validate. Nothing
-here imports TensorFlow.
+The typed schema Hydra checks at composition is sweeplab.schema (`register_configs` is named here too, for the
+entry points); values are checked by sweeplab.validate. Nothing here imports TensorFlow.
 """
 
 from __future__ import annotations
@@ -9,14 +9,15 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
+from sweeplab.schema import register_configs as register_configs  # the entry points' one import
+
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"  # Hydra's config folder, mirroring this package
+OPTIMIZER_CONF_DIR = CONF_DIR / "optimizer"  # one file per optimizer a config or a search can choose
 
 # keras.activations' public functions (checked against Keras by tests/test_config.py), listed here so
 # that a typo is refused without importing TensorFlow. `threshold` is left out: it needs arguments.
@@ -40,66 +41,6 @@ DATA_KEYS = ("_target_", "name", "limit", "validation_size", "class_names", "tas
 # Keys added after stores were written, left out of a config's identity at these values so that the same
 # command keeps its hash.
 _IDENTITY_DEFAULTS = {"data": {"task": "classification", "scale": "auto"}}
-
-
-@dataclass
-class TrainingConfig:
-    jit_compile: Any = "auto"  # auto, true or false (sweeplab.perf.xla)
-    fused_steps: int = 32
-    steps_per_execution: int = 32
-    reuse_compiled: bool = True
-    threads: int | None = None
-    verbose: str = "auto"
-    predict_samples: int = 3
-
-
-@dataclass
-class TrackingConfig:
-    uri: str | None = None
-    experiment: str = "fashion_mnist"
-    log_model: bool = True
-    retries: int = 2
-    timeout: float = 10.0
-
-
-@dataclass
-class ObjectiveConfig:
-    metric: str = "val_accuracy"
-    direction: str = "auto"
-
-
-@dataclass
-class SweeplabConfig:
-    # data and model are the user's: any keys, set by conf/data/*.yaml and conf/model/*.yaml.
-    data: Any = None
-    model: Any = None
-    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
-    optimizer: Any = None
-    training: TrainingConfig = field(default_factory=TrainingConfig)
-    tracking: TrackingConfig = field(default_factory=TrackingConfig)
-    tuner: Any = None
-    pruner: Any = None
-    sweeps: Any = None
-    backend: str = "tensorflow"
-    lr: float | None = None
-    activation: str = "relu"
-    depth: int = 2
-    width: int = 300
-    epochs: int = 30
-    batch_size: int = 32
-    seed: int = 42
-    seeds: int = 1
-    force: bool = False
-
-
-def _stem(path: Any) -> str:
-    """`${stem:${data.path}}`: a file's name without its folder and suffix ('csv' while no file is given)."""
-    return Path(str(path)).stem if path else "csv"
-
-
-def register_configs() -> None:
-    ConfigStore.instance().store(name="base_config", node=SweeplabConfig)
-    OmegaConf.register_new_resolver("stem", _stem, replace=True)
 
 
 def mlp_units(depth: int, width: int, taper: float, units: list[int] | None = None) -> list[int]:
@@ -132,6 +73,11 @@ def learning_rate(cfg: DictConfig) -> float:
 
 def optimizer_name(cfg: DictConfig) -> str:
     return str(cfg.optimizer.name)
+
+
+def optimizer_names() -> list[str]:
+    """The optimizers sweeplab ships: the names of conf/optimizer/*.yaml."""
+    return sorted(p.stem for p in OPTIMIZER_CONF_DIR.glob("*.yaml"))
 
 
 # Keys that change how or where a run is recorded, not what it computes.

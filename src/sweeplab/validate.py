@@ -1,7 +1,10 @@
 """The checks that run before any work starts: `validate` refuses a value that cannot train, in one line.
 
-Nothing here imports TensorFlow, so a bad override is refused at once; a CSV table (data=csv) is read here
-too, so that a missing column or a text feature is refused before any run.
+Only what a type cannot say: wrong types and choices outside their enum (backend, training.verbose,
+tuner.kind, pruner.kind) are refused by Hydra at composition (sweeplab.schema), a search's own settings by
+sweeplab.tuning.space.validate_tuner. Nothing here imports TensorFlow or a feature package, so a bad
+override is refused at once; a CSV table (data=csv) is read here too, so that a missing column or a text
+feature is refused before any run.
 """
 
 from __future__ import annotations
@@ -12,11 +15,10 @@ from typing import Any
 from omegaconf import DictConfig
 
 from sweeplab.builder import check_importable
-from sweeplab.config import DATASET_TRAIN_SIZES, KERAS_ACTIVATIONS, TASKS, is_mlp
+from sweeplab.config import DATASET_TRAIN_SIZES, KERAS_ACTIVATIONS, TASKS, is_mlp, optimizer_names
 from sweeplab.data import check_limit, raw_arrays
 from sweeplab.errors import ConfigError
 from sweeplab.objective import epoch_metrics, task_of, validate_objective
-from sweeplab.tuning.space import validate_tuner
 
 CSV_LOADER = "sweeplab.datasets.load_csv"
 
@@ -34,9 +36,7 @@ def _positive(name: str, value: Any, allowed: str = "a number > 0") -> None:
 
 def _validate_optimizer(opt: DictConfig) -> None:
     if opt is None or "_target_" not in opt:
-        raise ConfigError(
-            "optimizer is not set: choose one of optimizer=sgd|momentum|nesterov|rmsprop|adam|adamw|nadam|adagrad"
-        )
+        raise ConfigError(f"optimizer is not set: choose one of optimizer={'|'.join(optimizer_names())}")
     for key, value in opt.items():
         if key in ("_target_", "name") or isinstance(value, bool) or value is None:
             continue
@@ -63,13 +63,9 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError(f"seed={cfg.seed} is not allowed: must be an integer >= 0")
     if not 1 <= cfg.seeds <= MAX_SEEDS:
         raise ConfigError(f"seeds={cfg.seeds} is not allowed: must be an integer from 1 to {MAX_SEEDS}")
-    if cfg.backend not in ("tensorflow", "jax"):
-        raise ConfigError(f"backend={cfg.backend} is not allowed: use tensorflow or jax")
     _validate_data(cfg.data)
     validate_objective(cfg)
     _validate_training(cfg.training)
-    if cfg.tuner is not None:
-        validate_tuner(cfg)
     if cfg.get("pruner") is not None:
         _validate_pruner(cfg.pruner, epoch_metrics(task_of(cfg)))
 
@@ -148,15 +144,10 @@ def _validate_training(training: DictConfig) -> None:
         raise ConfigError(f"training.threads={training.threads} is not allowed: must be >= 1 or null")
     if training.predict_samples < 0:
         raise ConfigError(f"training.predict_samples={training.predict_samples} is not allowed: must be >= 0")
-    if str(training.verbose) not in ("auto", "0", "1", "2"):
-        raise ConfigError(f"training.verbose={training.verbose} is not allowed: use auto, 0, 1 or 2")
 
 
 def _validate_pruner(pruner: DictConfig, per_epoch: list[str]) -> None:
-    from sweeplab.pruning.rule import KINDS
-
-    if pruner.get("kind") not in KINDS:
-        raise ConfigError(f"pruner.kind={pruner.get('kind')} is not allowed: use pruner={'|'.join(KINDS)}")
+    """The pruner's values (its kind and types are checked at composition: sweeplab.schema.PrunerConfig)."""
     for key, minimum in (("warmup_epochs", 0), ("min_runs", 1)):
         value = pruner[key]
         if isinstance(value, bool) or not isinstance(value, int) or value < minimum:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 from sweeplab.backend import quiet_start
@@ -66,9 +65,9 @@ def main(argv: list[str] | None = None) -> int:
     except CompareError as err:
         fail(err, prog="compare")
     quiet_start()
-    from sweeplab.tracking.store import default_store_uri
+    from sweeplab.tracking.store import tracking_uri
 
-    uri = args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or default_store_uri()
+    uri = tracking_uri(given=args.tracking_uri)
     try:
         run_set = load_runs(args.experiment, args.sweep, tracking_uri=uri)
         comparison = compare_run_set(run_set, args.by, args.at, args.metric, args.direction)

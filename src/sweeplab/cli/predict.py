@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -69,12 +68,12 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     quiet_start()
-    from sweeplab.tracking.store import default_store_uri
+    from sweeplab.tracking.store import tracking_uri
 
     if args.count < 1:
         fail(f"--count={args.count}: give 1 or more", prog="predict")
     load_keras()  # before the model's code imports it: without TensorFlow's start-up lines
-    uri = args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or default_store_uri()
+    uri = tracking_uri(given=args.tracking_uri)
     try:
         source, table = predictions(args, uri)
     except (PredictError, DataError) as err:

@@ -24,6 +24,7 @@ from sweeplab.objective import objective_of
 from sweeplab.perf.process import exit_quickly, pause_gc, steady_malloc
 from sweeplab.signals import handle_signals
 from sweeplab.tracking.store import check_store
+from sweeplab.tuning.space import validate_tuner
 from sweeplab.validate import validate
 
 register_configs()
@@ -90,6 +91,8 @@ def main(cfg: DictConfig) -> float:
         return run_job(cfg)  # resumable; a failure is raised so that Hydra records it and goes on
     try:
         validate(cfg)  # before anything loads TensorFlow, so that bad input is refused at once
+        if cfg.tuner is not None:
+            validate_tuner(cfg)  # the search's settings and space, as early
         check_store(cfg.tracking)  # a server that does not answer, or refuses this login: also refused at once
         # Before the first Keras import (train imports it): KERAS_BACKEND is read once per process.
         select_backend(cfg.backend, cfg.training.threads)

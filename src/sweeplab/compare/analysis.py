@@ -16,18 +16,14 @@ from sweeplab.compare import groups as group_stats
 from sweeplab.compare import verdict as verdicts
 from sweeplab.compare.stats import RESAMPLES, SEED
 from sweeplab.errors import CompareError
+from sweeplab.tracking import tags  # names only: tags.py imports nothing, so this module stays pure
 
 METRIC = "val_accuracy"  # the metric that names the winner (at the last or best epoch, see AT)
 AT = ("last", "best")  # which epoch's METRIC a run counts with: its last, or its best
 TARGET_ACCURACY = 0.85  # "epochs to reach 85% val_accuracy"
-# sweeplab.tracking.tags' names, repeated here to keep this module pure.
-PRUNED_TAG = "sweeplab.pruned"
-CONFIG_GROUP_TAG = "sweeplab.config_group"
-SEEDS_TAG = "sweeplab.seeds"
-ROLE_TAG = "sweeplab.role"
-STUDY_ROLES = ("study", "search")  # a study's parent (search: older stores)
+STUDY_ROLES = (tags.Role.STUDY, tags.LEGACY_ROLE_STUDY)  # a study's parent (search: older stores)
 HISTORY_KEYS = ("val_accuracy", "val_loss", "epoch_time")  # with every other val_ metric the runs log
-FINISHED = "FINISHED"  # MLflow's RunStatus.FINISHED as search_runs writes it
+FINISHED = tags.Status.FINISHED  # as search_runs writes MLflow's RunStatus.FINISHED
 
 
 @dataclass
@@ -125,7 +121,7 @@ def strata_keys(runs: pd.DataFrame) -> pd.Series:
         fallback = "params " + runs.groupby(params, dropna=False, sort=False).ngroup().astype(str)
     else:
         fallback = pd.Series("", index=runs.index)
-    column = f"tags.{CONFIG_GROUP_TAG}"
+    column = f"tags.{tags.CONFIG_GROUP}"
     if column not in runs:
         return fallback
     tagged = runs[column].fillna("").astype(str)
@@ -168,15 +164,15 @@ def per_run_table(
 
 def _pruned_at(run: pd.Series) -> float:
     """The last epoch of a run the pruner stopped early (tag sweeplab.pruned), NaN for a run that ran out."""
-    value = run.get(f"tags.{PRUNED_TAG}")
+    value = run.get(f"tags.{tags.PRUNED}")
     return float(value) if isinstance(value, str) and value else math.nan
 
 
 def leaf_runs(runs: pd.DataFrame, left_out: dict[str, int]) -> pd.DataFrame:
     """Runs that trained one seed: not a study's parent, not a run aggregating its seed runs (those are
     counted through their seeds); what is dropped is counted in `left_out`."""
-    role = runs.get(f"tags.{ROLE_TAG}", pd.Series("", index=runs.index)).fillna("")
-    seeds = runs.get(f"tags.{SEEDS_TAG}", pd.Series("", index=runs.index)).fillna("")
+    role = runs.get(f"tags.{tags.ROLE}", pd.Series("", index=runs.index)).fillna("")
+    seeds = runs.get(f"tags.{tags.SEEDS}", pd.Series("", index=runs.index)).fillna("")
     parents, aggregates = role.isin(STUDY_ROLES), (seeds != "") & ~role.isin(STUDY_ROLES)
     if parents.any():
         left_out["study parents"] = int(parents.sum())

@@ -146,7 +146,7 @@ def study_search(run_set: RunSet, tracking_uri: str | None = None) -> SearchFigu
     runs = run_set.runs[run_set.runs[f"tags.{PARENT_TAG}"] == run_set.sweep]
     runs = runs.sort_values("start_time").reset_index(drop=True)
     name = study_objective.metric
-    if parent.data.tags.get(tags.STUDY_KIND) == "tuner" and "metrics.score" in runs:
+    if parent.data.tags.get(tags.STUDY_KIND) == tags.StudyKind.TUNER and "metrics.score" in runs:
         name = parent.data.params.get("tuner.objective", name)
         objective, columns = "metrics.score", [c for c in runs if c.startswith("params.hp.") and "tuner/" not in c]
     else:
@@ -179,7 +179,7 @@ def log_report(run_id: str, paths: dict[str, Path], tracking_uri: str | None = N
 def samples_trials(run_set: RunSet) -> bool:
     """Whether the runs are a sampled study's trials (a Keras Tuner search, a sweeper other than the grid):
     then the report shows the expected best score against the number of trials."""
-    return run_set.study_kind in ("tuner", "sweeper")
+    return run_set.study_kind in (tags.StudyKind.TUNER, tags.StudyKind.SWEEPER)
 
 
 def run_objective(run_set: RunSet) -> Objective:

@@ -15,8 +15,6 @@ import numpy as np
 
 from sweeplab.objective import lower_is_better
 
-KINDS = ("median", "percentile")
-
 
 @dataclass(frozen=True)
 class Rule:

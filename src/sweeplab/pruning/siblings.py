@@ -17,6 +17,9 @@ from sweeplab import compat
 from sweeplab.tracking import store, tags
 
 COLUMNS = ["run_id", "step", "value"]
+# Who is a sibling, for both ways of reading them: a run tagged with the study's parent run id, less the runs
+# that aggregate seeds (their seeds' runs count, each with its own history).
+IN_STUDY, AGGREGATE = tags.STUDY_RUN, tags.SEEDS
 CLOCK_SLACK_MS = 5_000  # a sibling started on another machine may carry a start time a little behind ours
 
 
@@ -36,7 +39,7 @@ class SiblingReader:
 
     def points(self, epoch: int) -> pd.DataFrame:
         """(run_id, step, value) of every sibling, complete up to `epoch` (1-based) where it got there."""
-        points = compat.sibling_points(self.client, self.parent, self.key)
+        points = compat.tagged_metric_points(self.client, self.key, (IN_STUDY, self.parent), AGGREGATE)
         if points is not None:
             return points[points["run_id"] != self.own]
         ended = self._look_for_siblings()
@@ -49,16 +52,16 @@ class SiblingReader:
 
     def _look_for_siblings(self) -> set[str]:
         """Register siblings started since the last look; returns those known to have ended by now."""
-        parent = f"tags.`{tags.STUDY_RUN}` = '{self.parent}'"
+        parent = f"tags.`{IN_STUDY}` = '{self.parent}'"
         if self.searched_ms is None:  # the first look: every sibling, with its status
             found = self._search(parent)
         else:  # later: those started since, and which of all still run
             found = self._search(f"{parent} and attributes.start_time >= {self.searched_ms - CLOCK_SLACK_MS}")
-            found += self._search(f"{parent} and attributes.status = 'RUNNING'")
+            found += self._search(f"{parent} and attributes.status = '{tags.Status.RUNNING}'")
         self.searched_ms = int(time.time() * 1000)
-        running = {r.info.run_id for r in found if r.info.status == "RUNNING"}
+        running = {r.info.run_id for r in found if r.info.status == tags.Status.RUNNING}
         for run in found:
-            if run.info.run_id != self.own and tags.SEEDS not in run.data.tags:  # not a seeds' aggregate
+            if run.info.run_id != self.own and AGGREGATE not in run.data.tags:
                 self.histories.setdefault(run.info.run_id, {})
         return set(self.histories) - running
 

@@ -26,6 +26,7 @@ from sweeplab.errors import ConfigError, first_line
 from sweeplab.objective import Objective, objective_of
 from sweeplab.perf.prewarm import WarmUp
 from sweeplab.sweep.launchers import job_threads
+from sweeplab.tuning.space import validate_tuner
 from sweeplab.validate import validate
 
 KIND_GRID, KIND_SWEEPER = "grid", "sweeper"
@@ -158,6 +159,8 @@ def plan(config: DictConfig) -> Plan:
         try:
             job_cfg = without_hydra(compose_job(config, job, num))
             validate(job_cfg)
+            if job_cfg.tuner is not None:
+                validate_tuner(job_cfg)
         except ConfigError as err:
             raise ConfigError(f"{where}: {err}") from err
         except (HydraException, OmegaConfBaseException, ValueError) as err:

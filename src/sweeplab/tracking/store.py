@@ -35,9 +35,10 @@ def default_store_uri(root: Path | None = None) -> str:
     return f"sqlite:///{store / 'mlflow.db'}"
 
 
-def tracking_uri(tracking: DictConfig) -> str:
-    """MLFLOW_TRACKING_URI wins (a tracking server), then tracking.uri, then the local SQLite store."""
-    return os.environ.get("MLFLOW_TRACKING_URI") or tracking.uri or default_store_uri()
+def tracking_uri(configured: str | None = None, given: str | None = None) -> str:
+    """Where runs go: `given` (a --tracking-uri option) first, then MLFLOW_TRACKING_URI (a tracking server), then
+    `configured` (tracking.uri), then the local SQLite store. Every entry point asks here."""
+    return given or os.environ.get("MLFLOW_TRACKING_URI") or configured or default_store_uri()
 
 
 def is_server(uri: str) -> bool:
@@ -193,7 +194,7 @@ def check_store(tracking: DictConfig) -> str:
             f"tracking.uri={shown(tracking.uri)} holds a password, which would be logged with the runs' params: "
             "drop it from the URI and set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD instead"
         )
-    uri = tracking_uri(tracking)
+    uri = tracking_uri(tracking.uri)
     check_reachable(uri, tracking.timeout)
     check_access(uri, tracking.experiment, tracking.timeout)
     if is_server(uri):  # urllib3 logs each of MLflow's retries; a lost server is said in one line instead

@@ -6,6 +6,8 @@ compare as before.
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 PARENT_RUN_ENV = "SWEEPLAB_PARENT_RUN_ID"  # a study's parent run id, handed to its jobs in any process
 JOB_TOTAL_ENV = "SWEEPLAB_STUDY_SIZE"  # jobs the study will run, when known ("job i/N")
 AXES_ENV = "SWEEPLAB_STUDY_AXES"  # the swept keys, comma-separated, to label a job by what varies
@@ -47,8 +49,34 @@ REGISTERED_MODEL = "sweeplab.registered_model"
 PRUNED = "sweeplab.pruned"  # the last epoch a pruned run trained (it stopped early, and ended FINISHED)
 PRUNED_REASON = "sweeplab.pruned_reason"  # the decision: its value against the siblings' line
 
-ROLE_STUDY, ROLE_JOB, ROLE_TRIAL = "study", "job", "trial"
-ROLE_SEED = "seed"  # one seed's run (or one Keras Tuner execution), nested under its config's aggregate run
+
+class Role(StrEnum):
+    """The value of ROLE: what a run is in a study."""
+
+    STUDY = "study"  # a study's parent run
+    JOB = "job"  # a sweep's child
+    TRIAL = "trial"  # a search's child
+    SEED = "seed"  # one seed's run (or one Keras Tuner execution), nested under its config's aggregate run
+
+
+class StudyKind(StrEnum):
+    """The value of STUDY_KIND: what runs the study."""
+
+    GRID = "grid"  # Hydra's basic sweeper
+    SWEEPER = "sweeper"  # any other sweeper (Optuna, ...)
+    TUNER = "tuner"  # a Keras Tuner search
+
+
+class Status(StrEnum):
+    """MLflow's run statuses as sweeplab writes, searches and reports them (a job's outcome, a run's end)."""
+
+    RUNNING = "RUNNING"
+    FINISHED = "FINISHED"
+    FAILED = "FAILED"
+    KILLED = "KILLED"
+
+
+ROLE_STUDY, ROLE_JOB, ROLE_TRIAL, ROLE_SEED = Role.STUDY, Role.JOB, Role.TRIAL, Role.SEED  # the names code uses
 
 # Written by earlier versions, still read: a grid sweep's key, a search's key and its parent's role.
 LEGACY_STUDY_KEYS = ("sweeplab.sweep_hash", "sweeplab.tuner_project")

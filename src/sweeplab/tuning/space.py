@@ -17,19 +17,17 @@ from typing import Any
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from sweeplab.config import (
-    CONF_DIR,
     KERAS_ACTIVATIONS,
+    OPTIMIZER_CONF_DIR,
     hidden_units,
     is_mlp,
     learning_rate,
     optimizer_name,
+    optimizer_names,
 )
 from sweeplab.errors import ConfigError
 from sweeplab.objective import Objective, epoch_metrics, objective_of, task_of
 from sweeplab.tuning.dimensions import Choices, Range, Span, model_dimensions, show
-
-OPTIMIZER_CONF_DIR = CONF_DIR / "optimizer"
-TUNER_KINDS = ("random", "hyperband", "bayesian")
 
 
 @dataclass(frozen=True)
@@ -49,10 +47,6 @@ class SearchSpace:
         if self.model:
             plain["model"] = {f"model.{k}": v for k, v in plain["model"].items()}
         return plain
-
-
-def optimizer_names() -> list[str]:
-    return sorted(p.stem for p in OPTIMIZER_CONF_DIR.glob("*.yaml"))
 
 
 def optimizer_config(cfg: DictConfig, name: str) -> DictConfig:
@@ -160,9 +154,7 @@ def _at_least(key: str, value: Any, minimum: int, allow_null: bool = False) -> N
 
 def validate_tuner(cfg: DictConfig) -> None:
     """Refuse a tuner config that cannot search, before any data is loaded."""
-    tuner = cfg.tuner
-    if tuner.get("kind") not in TUNER_KINDS:
-        raise ConfigError(f"tuner.kind={tuner.get('kind')} is not allowed: use tuner={'|'.join(TUNER_KINDS)}")
+    tuner = cfg.tuner  # its kind and types are checked at composition (sweeplab.schema.TunerConfig)
     _at_least("max_trials", tuner.max_trials, 1, allow_null=tuner.kind == "hyperband")
     _at_least("max_epochs", tuner.max_epochs, 1)
     _at_least("executions_per_trial", tuner.executions_per_trial, 1)
