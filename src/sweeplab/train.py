@@ -18,6 +18,7 @@ from sweeplab.objective import compile_settings
 from sweeplab.perf import compiled_cache, xla
 from sweeplab.perf.fused_steps import fit_batch_size, fuse_steps, fused_steps_of
 from sweeplab.tracking import artifacts, runs, store
+from sweeplab.tracking.context import NO_STUDY, StudyContext
 from sweeplab.tracking.ui import run_link
 
 # MLflow is imported where it is used, so that bench/untracked.py can use this module without it.
@@ -66,8 +67,10 @@ def compile_model(cfg: DictConfig, data: Dataset) -> Any:
     return fuse_steps(model, cfg.batch_size, cfg.training.fused_steps)
 
 
-def fit(cfg: DictConfig, model: Any, data: Dataset, extra_callbacks: list | None = None) -> pd.DataFrame:
-    """Train with validation each epoch, logging each epoch to the active MLflow run."""
+def fit(
+    cfg: DictConfig, model: Any, data: Dataset, study: StudyContext, extra_callbacks: list | None = None
+) -> pd.DataFrame:
+    """Train with validation each epoch, logging each epoch to the active MLflow run (pruned in `study`)."""
     from sweeplab.callbacks import MlflowEpochLogger, StopOnDivergence
     from sweeplab.epoch_progress import epoch_progress
     from sweeplab.pruning.callback import pruning_callbacks
@@ -75,7 +78,7 @@ def fit(cfg: DictConfig, model: Any, data: Dataset, extra_callbacks: list | None
     fused = fused_steps_of(model)  # cfg.training.fused_steps, or 1 where this model keeps Keras's step
     shown = epoch_progress(cfg.training.verbose, len(data.x_train), cfg.batch_size, fused)
     extra_callbacks = [*(extra_callbacks or []), *shown]
-    pruners = pruning_callbacks(cfg)
+    pruners = pruning_callbacks(cfg, study)
     history = model.fit(
         data.x_train,
         data.y_train,
@@ -97,9 +100,9 @@ def test_metrics(model: Any, data: Dataset) -> dict[str, float]:
     return {f"test_{k}": float(v) for k, v in found.items()}
 
 
-def run(cfg: DictConfig, labels: dict[str, str] | None = None) -> RunResult:
+def run(cfg: DictConfig, labels: dict[str, str] | None = None, study: StudyContext = NO_STUDY) -> RunResult:
     """Load data, train, evaluate and record everything in one MLflow run (`cfg` is validated already);
-    `labels` add tags (a seed's run: its role)."""
+    `labels` add tags (a seed's run: its role); `study`: the study it joins (by default none)."""
     import mlflow
 
     experiment_id = store.configure(cfg.tracking)
@@ -112,7 +115,7 @@ def run(cfg: DictConfig, labels: dict[str, str] | None = None) -> RunResult:
     if model is None:
         model = compile_model(cfg, data)
 
-    with runs.tracked_run(name, {**runs.run_tags(cfg), **(labels or {})}) as active:
+    with runs.tracked_run(name, {**runs.run_tags(cfg), **(labels or {})}, study) as active:
         run_id = active.info.run_id
         print(f"sweeplab: run '{name}' ({run_id}) in experiment '{cfg.tracking.experiment}'", flush=True)
         mlflow.log_params(runs.flat_params(cfg))
@@ -120,7 +123,7 @@ def run(cfg: DictConfig, labels: dict[str, str] | None = None) -> RunResult:
 
         preparing = artifacts.prepare_model_logging() if cfg.tracking.log_model else None
         started = time.perf_counter()
-        history = fit(cfg, model, data)
+        history = fit(cfg, model, data, study)
         train_time = time.perf_counter() - started
 
         final = {

@@ -23,6 +23,7 @@ from sweeplab.search_plot import plot_search
 from sweeplab.tables import markdown
 from sweeplab.tracking import models, studies, tags
 from sweeplab.tracking.artifacts import log_model, log_outputs
+from sweeplab.tracking.context import StudyContext
 from sweeplab.tracking.runs import run_name
 from sweeplab.tracking.studies import Study
 from sweeplab.tracking.ui import run_link
@@ -109,11 +110,11 @@ def baseline_score(tuner: Any) -> float:
     return float(max(scores) if tuner.oracle.objective.direction == "max" else min(scores))
 
 
-def retrain_best(cfg: DictConfig, data: Dataset) -> tuple[Any, pd.DataFrame]:
+def retrain_best(cfg: DictConfig, data: Dataset, study: StudyContext) -> tuple[Any, pd.DataFrame]:
     """Train the best trial's config from scratch, keeping the weights of its best epoch."""
     fresh_start(cfg.seed)
     model = compile_model(cfg, data)
-    history = fit(cfg, model, data, extra_callbacks=early_stopping(cfg, restore=True))
+    history = fit(cfg, model, data, study, extra_callbacks=early_stopping(cfg, restore=True))
     return model, history
 
 
@@ -152,7 +153,7 @@ def summarize(cfg: DictConfig, tuner: Any, data: Dataset, study: Study) -> Searc
             studies.best_labels(str(table.iloc[0].run_id), f"trial {best_trial.trial_id}: {run_name(best_cfg)}")
         )
         print(f"sweeplab: the best trial's config trains again, from scratch: {run_name(best_cfg)}", flush=True)
-        model, history = retrain_best(best_cfg, data)
+        model, history = retrain_best(best_cfg, data, study.context)
         test = test_metrics(model, data)  # test_loss and the task's: test_accuracy, or test_mae and test_rmse
         metrics = {
             "best_score": best,
