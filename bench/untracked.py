@@ -16,6 +16,7 @@ from omegaconf import DictConfig
 
 from sweeplab.backend import quiet_start, select_backend
 from sweeplab.config import register_configs
+from sweeplab.perf.process import steady_malloc
 from sweeplab.signals import handle_signals
 from sweeplab.validate import validate
 
@@ -26,7 +27,8 @@ register_configs()
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
 def main(cfg: DictConfig) -> None:
-    quiet_start()  # as sweeplab.cli.sweep.run, up to the run
+    steady_malloc()  # as sweeplab.cli.sweep.run, up to the run
+    quiet_start()
     handle_signals()
     validate(cfg)
     select_backend(cfg.backend, cfg.training.threads)

@@ -3,6 +3,7 @@ paused while a job imports (`pause_gc`, `resume_gc`)."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -72,3 +73,56 @@ def test_gc_pauses_for_the_imports_and_collects_the_job(tmp_path: Path) -> None:
     _, paused, enabled, frozen, freed = next(x for x in proc.stdout.splitlines() if x.startswith("RESULT")).split()
     assert (paused, enabled, freed) == ("True", "True", "True")
     assert int(frozen) > 100_000  # TensorFlow's objects, left out of every later collection
+
+
+MALLOC_CHILD = """
+import ctypes, sys
+
+class MallInfo2(ctypes.Structure):
+    names = "arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks fordblks keepcost"
+    _fields_ = [(name, ctypes.c_size_t) for name in names.split()]
+
+libc = ctypes.CDLL(None)
+libc.mallinfo2.restype = MallInfo2
+libc.malloc.restype = ctypes.c_void_p
+libc.malloc.argtypes = [ctypes.c_size_t]
+libc.free.argtypes = [ctypes.c_void_p]
+if sys.argv[1] == "steady":
+    from sweeplab.perf.process import steady_malloc
+    steady_malloc()
+size = 3_300_000  # a fused step's batch of 1,024 images in float32, about
+libc.free(libc.malloc(size))  # glibc's own rule raises its mmap threshold to this size here
+before = libc.mallinfo2().hblks
+block = libc.malloc(size)
+print(libc.mallinfo2().hblks - before)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc")
+@pytest.mark.parametrize("mode, mapped", [("glibc", "0"), ("steady", "1")])
+def test_steady_malloc_keeps_batch_sized_blocks_off_the_arenas(mode: str, mapped: str) -> None:
+    """A batch-sized block freed and asked for again: glibc alone serves it from an arena that keeps it
+    (what grew a tracked run's memory epoch after epoch); with steady_malloc it gets a mapping of its own."""
+    env = {k: v for k, v in os.environ.items() if k != "MALLOC_MMAP_THRESHOLD_"}
+    proc = subprocess.run(
+        [sys.executable, "-c", MALLOC_CHILD, mode], capture_output=True, text=True, timeout=60, env=env
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == mapped
+
+
+def test_steady_malloc_passes_on_to_child_processes_and_yields_to_the_user() -> None:
+    code = (
+        "import os; from sweeplab.perf.process import steady_malloc; steady_malloc(); "
+        "print(os.environ['MALLOC_MMAP_THRESHOLD_'])"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "MALLOC_MMAP_THRESHOLD_"}
+    ours = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env)
+    theirs = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**env, "MALLOC_MMAP_THRESHOLD_": "65536"},
+    )
+    assert (ours.stdout.strip(), theirs.stdout.strip()) == ("1048576", "65536")

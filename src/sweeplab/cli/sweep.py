@@ -21,7 +21,7 @@ from sweeplab.cli import error_line, exit_quickly, fail, stopped
 from sweeplab.config import CONF_DIR, register_configs
 from sweeplab.errors import SweeplabError, SweepRefused
 from sweeplab.objective import objective_of
-from sweeplab.perf.process import pause_gc
+from sweeplab.perf.process import pause_gc, steady_malloc
 from sweeplab.signals import handle_signals
 from sweeplab.tracking.context import StudyContext
 from sweeplab.tracking.store import check_store
@@ -132,10 +132,12 @@ def show_errors(lines: list[str]) -> None:
 def run(app: Callable[[], Any] | None = None) -> NoReturn:
     """`python sweep.py`: main() (or another Hydra app, `app`), then the process ends without the
     interpreter's teardown. The garbage collector pauses until the job has imported what it needs; the
-    libraries start quietly in this process and in the processes it starts (sweeplab.backend.quiet_start).
-    The studies launched meanwhile are this function's: closed (if not yet) and their errors shown here."""
+    libraries start quietly in this process and in the processes it starts (sweeplab.backend.quiet_start), with
+    malloc kept from growing through training (sweeplab.perf.process.steady_malloc). The studies launched
+    meanwhile are this function's: closed (if not yet) and their errors shown here."""
     from sweeplab.sweep.callback import launching
 
+    steady_malloc()
     quiet_start()
     pause_gc()
     with launching() as launched:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ctypes
 import gc
+import os
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
@@ -26,6 +28,28 @@ def resume_gc() -> None:
         return
     gc.freeze()
     gc.enable()
+
+
+MMAP_THRESHOLD_ENV = "MALLOC_MMAP_THRESHOLD_"
+_M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
+
+
+def steady_malloc(threshold: int = 1 << 20) -> None:
+    """Serve blocks of `threshold` bytes or more (1 MiB) from their own mappings, in this process and the
+    processes it starts, so that training's batch-sized buffers go back to the system when freed.
+
+    glibc raises that threshold each time such a block is freed; fused steps' blocks of a batch of 1,024
+    images then stay in its per-thread arenas, which grow epoch after epoch (docs/performance.md, "Peak memory
+    of a tracked run"). A threshold set by the user wins; a C library without glibc's mallopt is left alone.
+    """
+    if os.environ.get(MMAP_THRESHOLD_ENV):
+        return
+    os.environ[MMAP_THRESHOLD_ENV] = str(threshold)  # read by glibc when a process starts
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (AttributeError, OSError):
+        return
+    mallopt(_M_MMAP_THRESHOLD, threshold)
 
 
 def in_background(name: str, work: Callable[..., Any], *args: Any, **kwargs: Any) -> Future:
