@@ -1,6 +1,6 @@
 """A Keras Tuner search around the baseline as a study: every trial a child run of one MLflow parent run.
 
-`search(cfg, within)` builds the tuner from `cfg.tuner` (random, hyperband or bayesian), runs the baseline as
+`search(cfg)` builds the tuner from `cfg.tuner` (random, hyperband or bayesian), runs the baseline as
 trial 0, logs each trial where it runs (also on distributed workers), then records the search on the
 parent (tuning.summary). Keras Tuner keeps its state in `<tuner.directory>/<kind>-<hash of the search
 config>`: the same config resumes there, any change of the search starts a new project.
@@ -22,7 +22,7 @@ from sweeplab.data import load_dataset
 from sweeplab.perf.fused_steps import fit_batch_size
 from sweeplab.signals import handle_signals
 from sweeplab.tracking import store, studies, tags
-from sweeplab.tracking.context import StudyContext
+from sweeplab.tracking.context import NO_STUDY, StudyContext
 from sweeplab.tracking.runs import flat_params, run_name, run_tags
 from sweeplab.tracking.studies import Study
 from sweeplab.tracking.ui import run_link
@@ -71,7 +71,7 @@ def _verbose(cfg: DictConfig) -> str | int:
     return "auto" if str(cfg.training.verbose) == "auto" else int(cfg.training.verbose)
 
 
-def search(cfg: DictConfig, within: StudyContext) -> SearchResult | None:
+def search(cfg: DictConfig, within: StudyContext = NO_STUDY) -> SearchResult | None:
     """Search and summarise (`cfg` is validated) inside the study `within`, if any (a search as a sweep's job).
     Returns None on a distributed worker (the chief summarises)."""
     handle_signals()
