@@ -1,4 +1,4 @@
-"""`runtime.exit_quickly`, how sweep.py ends: what a normal exit guarantees still happens; the collector
+"""`sweeplab.cli.exit_quickly`, how sweep.py ends: what a normal exit guarantees still happens; the collector
 paused while a job imports (`pause_gc`, `resume_gc`)."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ CHILD = """
 import atexit, logging, sys, threading, time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from sweeplab.perf.process import exit_quickly
+from sweeplab.cli import exit_quickly
 
 folder = Path(sys.argv[1])
 logging.basicConfig(filename=folder / "job.log", level=logging.INFO)

@@ -2,7 +2,8 @@
 
 A sweep fits the node and finishes; sbatch's refusal and a job stuck pending fail the sweep in one line with
 the cluster's reason; SIGTERM to the sweep cancels its jobs, waits for them, and the same command then trains
-only what did not finish; the same stop on submitit_local. Real sweep.py, Slurm and SQLite store; tiny data.
+only what did not finish; the same stop on sweeplab's local launcher (hydra/launcher=local). Real sweep.py,
+Slurm and SQLite store; tiny data.
 """
 
 from __future__ import annotations
@@ -192,6 +193,6 @@ def test_sigterm_cancels_the_slurm_jobs_and_the_rerun_finishes_them(slurm_cluste
     check_stopped_then_resumed(result)
 
 
-def test_sigterm_stops_submitit_local_jobs_too(tmp_path: Path) -> None:
+def test_sigterm_stops_local_launcher_jobs_too(tmp_path: Path) -> None:
     """The same stop through submitit's local processes (resuming is the launcher's business no more)."""
-    check_stopped_then_resumed(interrupt_then_rerun(tmp_path, ["hydra/launcher=submitit_local"], {}, rerun=False))
+    check_stopped_then_resumed(interrupt_then_rerun(tmp_path, ["hydra/launcher=local"], {}, rerun=False))

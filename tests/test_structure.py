@@ -16,7 +16,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "sweeplab"
 MAX_LINES = 300
 MAX_FUNCTION_LINES = 50  # a function reads in one screen
 # Split on the `ctx` branch (issue 28 point 4): remove each name here once that branch is merged.
-LONG_ELSEWHERE = {"sweeplab.sweep.job.run_job", "sweeplab.tracking.runs.tracked_run"}
+LONG_ELSEWHERE: set[str] = set()
 
 
 def module_name(path: Path) -> str:
@@ -56,7 +56,7 @@ def test_the_walk_sees_imports() -> None:
     """The walker itself: it finds top-level and function-level imports of our modules."""
     assert "sweeplab.tracking.studies" in imported("sweeplab.sweep.callback")
     assert "sweeplab.sweep.summary" in imported("sweeplab.sweep.callback")  # imported inside close()
-    assert "sweeplab.compat" in imported("sweeplab.perf.process")
+    assert "sweeplab.compat" in imported("sweeplab.cli")
 
 
 def test_no_import_circles() -> None:
@@ -141,7 +141,7 @@ def test_one_place_prints_errors_and_exits() -> None:
     """`sweeplab: error:` lines and exit statuses come from sweeplab.cli, not from every module."""
     printing = re.compile(r"""["']\w*: error: |sys\.exit\(""")
     found = {module for module, path in MODULES.items() if printing.search(path.read_text())}
-    assert {m for m in found if not m.startswith("sweeplab.cli")} <= {"sweeplab.perf.process"}, found
+    assert {m for m in found if not m.startswith("sweeplab.cli")} == set(), found
     error_class = re.compile(r"^class \w+\((\w*Error|Exception)", re.M)
     errors = {module for module, path in MODULES.items() if error_class.search(path.read_text())}
     assert errors == {"sweeplab.errors"}, errors
@@ -209,3 +209,44 @@ def test_the_tracking_uri_is_looked_up_in_one_place() -> None:
     reading = re.compile(r"""environ(\.get\(|\[)["']MLFLOW_TRACKING_URI""")
     found = {module for module, path in MODULES.items() if reading.search(path.read_text())}
     assert found == {"sweeplab.tracking.store"}, found
+
+
+# The study's environment variables: read (StudyContext.from_environ) and named in one module, written in one.
+STUDY_ENV = re.compile(r"SWEEPLAB_(PARENT_RUN_ID|STUDY_\w+)|\b(PARENT_RUN|JOB_TOTAL|AXES|STARTED)_ENV\b")
+ENV_WRITE = re.compile(r"os\.environ(\.update\(|\[[^]]+\]\s*=|\.setdefault\()|hydra\.job\.env_set")
+
+
+def test_the_study_travels_as_a_value() -> None:
+    """SWEEPLAB_PARENT_RUN_ID and its siblings are named only in tracking.context (which reads them back); they
+    are handed to jobs (hydra.job.env_set) only in sweep.plan; everything else is passed a StudyContext."""
+    naming = {module for module, path in MODULES.items() if STUDY_ENV.search(path.read_text())}
+    assert naming == {"sweeplab.tracking.context"}, naming
+    handing = {module for module, path in MODULES.items() if "++hydra.job.env_set" in path.read_text()}
+    assert handing == {"sweeplab.sweep.plan"}, handing
+    reading = {module for module, path in MODULES.items() if ".from_environ(" in path.read_text()}
+    assert reading == {"sweeplab.cli.sweep"}, reading  # once, where a job starts
+    # Nothing touches os.environ around the study's value inside one process (Study.handed_to_jobs did).
+    for module in ("sweeplab.tracking.studies", "sweeplab.tracking.runs", "sweeplab.sweep.plan", "sweeplab.sweep.job"):
+        assert not ENV_WRITE.search(MODULES[module].read_text().replace("hydra.job.env_set", "")), module
+    assert STUDY_ENV.search("os.environ.get(tags.PARENT_RUN_ENV)") and ENV_WRITE.search("os.environ[key] = v")
+
+
+# Ending the process: sys.exit, os._exit, exit()/quit() and SystemExit raised by hand.
+EXITING = re.compile(r"\b(sys\.exit|os\._exit|_exit)\(|(?<![\w.])(exit|quit)\(|\braise SystemExit\b")
+
+
+def test_only_the_cli_ends_the_process() -> None:
+    """Library code raises (sweeplab.errors); only sweeplab.cli imports the CLI, prints the error line and exits."""
+    outside = {module: path for module, path in MODULES.items() if not module.startswith("sweeplab.cli")}
+    importing = {module for module in outside if any(m.startswith("sweeplab.cli") for m in imported(module))}
+    assert importing == set(), f"modules outside sweeplab.cli import it: {importing}"
+    exiting = [
+        f"{module}:{number}: {line.strip()}"
+        for module, path in outside.items()
+        for number, line in enumerate(path.read_text().splitlines(), start=1)
+        if EXITING.search(line.split("#", 1)[0]) and not line.lstrip().startswith(('"', "'"))
+    ]
+    assert exiting == [], "calls that end the process outside sweeplab.cli:\n" + "\n".join(exiting)
+    for call in ("sys.exit(1)", "os._exit(0)", "exit(2)", "quit()", "raise SystemExit(3)"):
+        assert EXITING.search(call), call
+    assert not EXITING.search("exit_status(error)") and not EXITING.search("self.exit(x)")

@@ -23,8 +23,10 @@ from omegaconf import OmegaConf
 
 from conftest import CONF_DIR, LIGHT, ROOT, experiment_runs, run_cli
 from sweeplab.config import register_configs
+from sweeplab.errors import ConfigError
 from sweeplab.sweep import plan as sweeps
-from sweeplab.sweep.launchers import job_threads, parallel_jobs
+from sweeplab.sweep.launchers import check_launcher, job_threads, parallel_jobs
+from sweeplab.tracking.context import NO_STUDY, StudyContext
 
 TINY = ["data.limit=1000", "training.verbose=2", "tracking.log_model=false", *LIGHT]
 LR_SWEEP = ["-m", "lr=0.001,0.01,0.1", "epochs=2", *TINY]
@@ -249,7 +251,7 @@ def test_diverging_job_fails_alone_under_submitit(tmp_path: Path) -> None:
     """lr=10 (linear activations) turns the loss into NaN: that job ends FAILED at once, the other FINISHED, the
     sweep exits 1."""
     env, client = fresh_store(tmp_path)
-    args = ["-m", "hydra/launcher=submitit_local", "lr=0.05,10", "activation=linear", "epochs=2", *TINY]
+    args = ["-m", "hydra/launcher=local", "lr=0.05,10", "activation=linear", "epochs=2", *TINY]
     done = run_cli(args, cwd=tmp_path, env=env)
     assert done.returncode != 0
     (parent,) = parents(client)
@@ -262,6 +264,36 @@ def test_diverging_job_fails_alone_under_submitit(tmp_path: Path) -> None:
     assert parent.info.status == "FAILED"
     assert parent.data.metrics["jobs_failed"] == 1 and parent.data.metrics["jobs_finished"] == 1
     assert "job 2 FAILED: DivergedError" in done.stderr
+
+
+def test_sweeplabs_launchers_are_chosen_by_their_own_names(tmp_path: Path) -> None:
+    """hydra/launcher=local is sweeplab's watched local launcher; Hydra's own submitit launchers, which leave
+    the jobs running when the sweep is stopped, are refused in one line naming sweeplab's, before any run."""
+    register_configs()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        local = compose(config_name="config", overrides=["hydra/launcher=local"], return_hydra_config=True)
+        plain = compose(config_name="config", overrides=["hydra/launcher=submitit_local"], return_hydra_config=True)
+    assert local.hydra.launcher._target_ == "hydra_plugins.sweeplab_launchers.LocalLauncher"
+    check_launcher(local.hydra.launcher)
+    with pytest.raises(ConfigError, match="use hydra/launcher=local"):
+        check_launcher(plain.hydra.launcher)
+    env, client = fresh_store(tmp_path)
+    done = run_cli(["-m", "hydra/launcher=submitit_slurm", "lr=0.01,0.1", *TINY], cwd=tmp_path, env=env, timeout=120)
+    assert done.returncode == 2, done.stderr[-3000:]
+    errors = [line for line in done.stderr.splitlines() if "Warning" not in line and line.strip()]
+    assert errors == [
+        "sweeplab: error: hydra/launcher=submitit_slurm: Hydra's submitit launcher leaves the jobs running when "
+        "the sweep is stopped; use hydra/launcher=slurm, sweeplab's launcher on the same plugin, which cancels them"
+    ], errors
+    assert experiment_runs(client) == []
+
+
+def test_study_context_travels_through_the_environment() -> None:
+    """What the sweep callback hands its jobs (hydra.job.env_set) is what a job reads back; nothing: no study."""
+    study = StudyContext("abc123", 6, ("lr", "seed"), 1700000000.25)
+    assert StudyContext.from_environ(study.environ()) == study
+    assert StudyContext.from_environ({}) == StudyContext() == NO_STUDY
+    assert StudyContext.from_environ(StudyContext("abc123").environ()) == StudyContext("abc123")
 
 
 def test_slurm_launcher_config_composes() -> None:

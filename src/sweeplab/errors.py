@@ -62,6 +62,15 @@ class StudyError(SweeplabError, RuntimeError):
     exit_status = 1
 
 
+class SweepRefused(BaseException):
+    """Carries `error` out of a Hydra callback, which turns any Exception into a warning and launches the jobs
+    anyway: a sweep refused before its first job. sweeplab.cli shows the error in one line, exit status 2."""
+
+    def __init__(self, error: SweeplabError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 def one_line(error: BaseException) -> str:
     """An exception as `Type: first line` (Hydra, Keras and MLflow spread theirs over several)."""
     text = " ".join(line.strip() for line in str(error).splitlines() if line.strip())

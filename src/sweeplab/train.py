@@ -18,6 +18,7 @@ from sweeplab.objective import compile_settings
 from sweeplab.perf import compiled_cache, xla
 from sweeplab.perf.fused_steps import fit_batch_size, fuse_steps, fused_steps_of
 from sweeplab.tracking import artifacts, runs, store
+from sweeplab.tracking.context import NO_STUDY, StudyContext
 from sweeplab.tracking.ui import run_link
 
 # MLflow is imported where it is used, so that bench/untracked.py can use this module without it.
@@ -76,15 +77,15 @@ def compile_model(cfg: DictConfig, data: Dataset) -> Any:
     return fuse_steps(model, cfg.batch_size, cfg.training.fused_steps)
 
 
-def fit(cfg: DictConfig, model: Any, data: Dataset, extra_callbacks: list | None = None) -> Fitted:
-    """Train with validation each epoch, logging each epoch to the active MLflow run."""
+def fit(cfg: DictConfig, model: Any, data: Dataset, study: StudyContext, extra_callbacks: list | None = None) -> Fitted:
+    """Train with validation each epoch, logging each epoch to the active MLflow run (pruned in `study`)."""
     from sweeplab.callbacks import MlflowEpochLogger, StopOnDivergence, epoch_progress
     from sweeplab.pruning.callback import pruning_callbacks
 
     fused = fused_steps_of(model)  # cfg.training.fused_steps, or 1 where this model keeps Keras's step
     shown = epoch_progress(cfg.training.verbose, len(data.x_train), cfg.batch_size, fused)
     extra_callbacks = [*(extra_callbacks or []), *shown]
-    pruners = pruning_callbacks(cfg)
+    pruners = pruning_callbacks(cfg, study)
     history = model.fit(
         data.x_train,
         data.y_train,
@@ -105,9 +106,9 @@ def test_metrics(model: Any, data: Dataset) -> dict[str, float]:
     return {f"test_{k}": float(v) for k, v in found.items()}
 
 
-def run(cfg: DictConfig, extra_tags: dict[str, str] | None = None) -> RunResult:
+def run(cfg: DictConfig, extra_tags: dict[str, str] | None = None, study: StudyContext = NO_STUDY) -> RunResult:
     """Load data, train, evaluate and record everything in one MLflow run (`cfg` is validated already);
-    `extra_tags` go on the run beside its own (a seed's run: its role)."""
+    `extra_tags` go on the run beside its own (a seed's run: its role); `study`: the study it joins, if any."""
     experiment_id = store.configure(cfg.tracking)
     data = load_dataset(cfg.data)
     configure_threads(cfg.training.threads)
@@ -118,10 +119,10 @@ def run(cfg: DictConfig, extra_tags: dict[str, str] | None = None) -> RunResult:
     if model is None:
         model = compile_model(cfg, data)
 
-    with runs.tracked_run(name, {**runs.run_tags(cfg), **(extra_tags or {})}) as active:
+    with runs.tracked_run(name, {**runs.run_tags(cfg), **(extra_tags or {})}, study) as active:
         run_id = active.info.run_id
         print(f"sweeplab: run '{name}' ({run_id}) in experiment '{cfg.tracking.experiment}'", flush=True)
-        final, fitted, samples = _train_and_log(cfg, model, data)
+        final, fitted, samples = _train_and_log(cfg, model, data, study)
     compiled_cache.CACHE.keep(cfg, data, model)  # for the next job in this process, now that this run is recorded
 
     print(
@@ -135,7 +136,9 @@ def run(cfg: DictConfig, extra_tags: dict[str, str] | None = None) -> RunResult:
     return RunResult(run_id, experiment_id, metrics, history=fitted.history, pruned_at=fitted.pruned_at)
 
 
-def _train_and_log(cfg: DictConfig, model: Any, data: Dataset) -> tuple[dict[str, float], Fitted, pd.DataFrame]:
+def _train_and_log(
+    cfg: DictConfig, model: Any, data: Dataset, study: StudyContext
+) -> tuple[dict[str, float], Fitted, pd.DataFrame]:
     """Inside the active run: its params and dataset, the training, the test metrics, its outputs and model.
     Returns the run's final metrics, what fit gave and the predictions shown."""
     import mlflow
@@ -144,7 +147,7 @@ def _train_and_log(cfg: DictConfig, model: Any, data: Dataset) -> tuple[dict[str
     artifacts.log_dataset(data)
     preparing = artifacts.prepare_model_logging() if cfg.tracking.log_model else None
     started = time.perf_counter()
-    fitted = fit(cfg, model, data)
+    fitted = fit(cfg, model, data, study)
     train_time = time.perf_counter() - started
     final = {**test_metrics(model, data), "param_count": float(model.count_params()), "train_time": train_time}
     mlflow.log_metrics(final)

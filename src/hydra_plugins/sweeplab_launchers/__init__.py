@@ -3,8 +3,8 @@
 Hydra accepts launcher plugins only from the `hydra_plugins` package and imports each at start-up, so this
 module stays light: the work is in sweeplab.sweep.cluster, imported when a sweep launches. A refused
 submission or a job stuck pending fails the sweep in one line; Ctrl-C or SIGTERM cancels the jobs and waits
-for them to end. conf/hydra/launcher/slurm.yaml names SlurmLauncher; the sweep callback puts these in place
-of the plugin's own when `hydra/launcher=submitit_local` or `submitit_slurm` is chosen.
+for them to end. Chosen by name: `hydra/launcher=slurm` (conf/hydra/launcher/slurm.yaml) and `hydra/launcher=local`
+(local.yaml); the plugin's own `submitit_slurm` and `submitit_local` are refused (sweeplab.sweep.launchers).
 """
 
 from __future__ import annotations
@@ -41,6 +41,6 @@ class SlurmLauncher(_Watched, submitit.SlurmLauncher):
 
 
 class LocalLauncher(_Watched, submitit.LocalLauncher):
-    """`hydra/launcher=submitit_local`: each job a local process through submitit, watched the same way."""
+    """`hydra/launcher=local`: each job a local process through submitit, watched the same way."""
 
     cluster = "local"

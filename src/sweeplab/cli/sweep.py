@@ -17,12 +17,13 @@ from omegaconf import DictConfig
 
 from sweeplab import compat
 from sweeplab.backend import quiet_start, select_backend
-from sweeplab.cli import fail, stopped
+from sweeplab.cli import error_line, exit_quickly, fail, stopped
 from sweeplab.config import CONF_DIR, register_configs
-from sweeplab.errors import SweeplabError
+from sweeplab.errors import SweeplabError, SweepRefused
 from sweeplab.objective import objective_of
-from sweeplab.perf.process import exit_quickly, pause_gc, steady_malloc
+from sweeplab.perf.process import pause_gc, steady_malloc
 from sweeplab.signals import handle_signals
+from sweeplab.tracking.context import StudyContext
 from sweeplab.tracking.store import check_store
 from sweeplab.tuning.space import validate_tuner
 from sweeplab.validate import validate
@@ -51,13 +52,15 @@ def one_line(error: BaseException) -> str:
 
 
 def _report(func: Callable[[], Any], original: Callable[..., Any]) -> Any:
-    """Hydra's error report, with bad overrides refused in one line (exit 2) and a study's failed jobs,
-    already reported job by job and in its summary, ending the process with status 1 and no traceback."""
-    from sweeplab.sweep.callback import close_studies, study_open
+    """Hydra's error report, with bad overrides and refused sweeps in one line (exit 2) and a study's failed
+    jobs, already reported job by job and in its summary, ending the process with status 1 and no traceback."""
+    from sweeplab.sweep.callback import launched_here
 
     def composing() -> Any:
         try:
             return func()
+        except SweepRefused as refused:  # raised by the sweep callback, before any job
+            fail(refused.error, status=2)
         except CompactHydraException as error:
             if _in_job or os.environ.get("HYDRA_FULL_ERROR") == "1":
                 raise
@@ -65,8 +68,9 @@ def _report(func: Callable[[], Any], original: Callable[..., Any]) -> Any:
         except Exception as error:
             if os.environ.get("HYDRA_FULL_ERROR") == "1":
                 raise
-            if study_open():  # a job's failure (reported, in the summary) or the sweeper's own (one line)
-                close_studies(error)
+            launched = launched_here()
+            if launched.any_open():  # a job's failure (reported, in the summary) or the sweeper's own (one line)
+                show_errors(launched.close(error))
                 sys.exit(1)
             if isinstance(error, SweeplabError):
                 fail(error)
@@ -85,10 +89,11 @@ def main(cfg: DictConfig) -> float:
     _in_job = True
     quiet_start()  # again: a launcher's worker process starts here
     handle_signals()
-    from sweeplab.sweep.job import in_multirun, run_job
+    from sweeplab.sweep.job import in_multirun
 
+    study = StudyContext.from_environ()  # the study this job was handed, if any: read once, passed down
     if in_multirun() and cfg.tuner is None:
-        return run_job(cfg)  # resumable; a failure is raised so that Hydra records it and goes on
+        return _job(cfg, study)  # resumable; a failure is raised so that Hydra records it and goes on
     try:
         validate(cfg)  # before anything loads TensorFlow, so that bad input is refused at once
         if cfg.tuner is not None:
@@ -99,30 +104,52 @@ def main(cfg: DictConfig) -> float:
         if cfg.tuner is not None:  # tuner=random|hyperband|bayesian: a Keras Tuner search instead
             from sweeplab.tuning.search import search
 
-            found = search(cfg)
+            found = search(cfg, study)
             return found.best_score if found is not None else float("nan")
         from sweeplab.seeds.runs import run_config
 
-        result = run_config(cfg)
+        result = run_config(cfg, study)
     except SweeplabError as err:
         fail(err)
     return result.metrics.get(objective_of(cfg).metric, float("nan"))
+
+
+def _job(cfg: DictConfig, study: StudyContext) -> float:
+    """One job of `study`; its error, if one of ours, in one line here, for every job it hits."""
+    from hydra.core.hydra_config import HydraConfig
+
+    from sweeplab.sweep.job import job_tag, run_job
+
+    try:
+        return run_job(cfg, study)
+    except SweeplabError as err:
+        error_line(f"{job_tag(int(HydraConfig.get().job.num), study)}: {err}")
+        raise
+
+
+def show_errors(lines: list[str]) -> None:
+    for line in lines:
+        error_line(line)
 
 
 def run(app: Callable[[], Any] | None = None) -> NoReturn:
     """`python sweep.py`: main() (or another Hydra app, `app`), then the process ends without the
     interpreter's teardown. The garbage collector pauses until the job has imported what it needs; the
     libraries start quietly in this process and in the processes it starts (sweeplab.backend.quiet_start), with
-    malloc kept from growing through training (sweeplab.perf.process.steady_malloc)."""
-    from sweeplab.sweep.callback import last_outcome
+    malloc kept from growing through training (sweeplab.perf.process.steady_malloc). The studies launched
+    meanwhile are this function's: closed (if not yet) and their errors shown here."""
+    from sweeplab.sweep.callback import launching
 
     steady_malloc()
     quiet_start()
     pause_gc()
-    try:
-        (app or main)()
-    except SystemExit as done:
-        exit_quickly(done.code)
-    except KeyboardInterrupt as interrupt:  # Ctrl-C or SIGTERM: the runs and the study are closed by now
-        exit_quickly(stopped(interrupt))
-    exit_quickly(1 if last_outcome() not in (None, "FINISHED") else 0)
+    with launching() as launched:
+        try:
+            (app or main)()
+            code: int | str | None = 1 if launched.last_outcome() not in (None, "FINISHED") else 0
+        except SystemExit as done:
+            code = done.code
+        except KeyboardInterrupt as interrupt:  # Ctrl-C or SIGTERM: the runs are closed by now
+            code = stopped(interrupt)
+        show_errors(launched.close())  # a study still open (stopped, or a failed job on another path) closes now
+    exit_quickly(code)

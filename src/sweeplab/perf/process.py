@@ -1,16 +1,13 @@
-"""A process's start and end: the garbage collector paused while it imports, work beside training, a quick exit."""
+"""A process's start: the garbage collector paused while it imports; work beside training."""
 
 from __future__ import annotations
 
 import ctypes
 import gc
 import os
-import sys
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, NoReturn
-
-from sweeplab import compat
+from typing import Any
 
 
 def pause_gc() -> None:
@@ -67,19 +64,3 @@ def in_background(name: str, work: Callable[..., Any], *args: Any, **kwargs: Any
     future = executor.submit(work, *args, **kwargs)
     executor.shutdown(wait=False)  # the thread ends with its one task
     return future
-
-
-def exit_quickly(code: int | str | None) -> NoReturn:
-    """End the process as `sys.exit(code)` would, without the interpreter's final teardown.
-
-    Threads are wound down and atexit handlers run as on a normal exit; freeing every module one by one,
-    seconds with TensorFlow loaded, is skipped.
-    """
-    if isinstance(code, str):  # sys.exit("message"): the message on stderr, status 1
-        print(code, file=sys.stderr)
-        code = 1
-    if not compat.run_exit_hooks():  # not CPython as we know it: exit the usual way
-        sys.exit(code)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code or 0)

@@ -14,6 +14,7 @@ from sweeplab.perf.process import in_background
 from sweeplab.pruning.rule import Decision, Rule, best_so_far, decide
 from sweeplab.pruning.siblings import SiblingReader, sibling_bests
 from sweeplab.tracking import tags
+from sweeplab.tracking.context import StudyContext
 
 
 def rule_of(pruner: DictConfig, objective: Objective | None = None) -> Rule:
@@ -108,11 +109,8 @@ def _metrics(values: dict[str, float], step: int) -> list[Any]:
     return [Metric(key, value, now, step) for key, value in values.items()]
 
 
-def pruning_callbacks(cfg: DictConfig) -> list[keras.callbacks.Callback]:
-    """The pruner of `cfg` for a run inside a study, or nothing (no pruner, or no study to compare with)."""
-    from sweeplab.tracking.runs import parent_run_id
-
-    parent = parent_run_id()
-    if cfg.get("pruner") is None or parent is None:
+def pruning_callbacks(cfg: DictConfig, study: StudyContext) -> list[keras.callbacks.Callback]:
+    """The pruner of `cfg` for a run inside `study`, or nothing (no pruner, or no study to compare with)."""
+    if cfg.get("pruner") is None or study.parent_run_id is None:
         return []
-    return [PruneBySiblings(rule_of(cfg.pruner, objective_of(cfg)), parent)]
+    return [PruneBySiblings(rule_of(cfg.pruner, objective_of(cfg)), study.parent_run_id)]

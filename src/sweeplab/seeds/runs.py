@@ -19,15 +19,17 @@ from sweeplab.objective import objective_of
 from sweeplab.seeds.aggregate import aggregate_metrics, aggregated
 from sweeplab.signals import raise_if_interrupted
 from sweeplab.tracking import runs, store, tags
+from sweeplab.tracking.context import StudyContext
 from sweeplab.tracking.ui import run_link
 from sweeplab.train import RunResult
 
 
-def run_config(cfg: DictConfig) -> RunResult:
-    """Train `cfg` (validated already): one run, or with seeds=N > 1 a run per seed under the config's run."""
+def run_config(cfg: DictConfig, study: StudyContext) -> RunResult:
+    """Train `cfg` (validated already) in `study`: one run, or with seeds=N > 1 a run per seed under the
+    config's run."""
     from sweeplab.train import run
 
-    return run(cfg) if int(cfg.seeds) == 1 else run_seeds(cfg)
+    return run(cfg, study=study) if int(cfg.seeds) == 1 else run_seeds(cfg, study)
 
 
 def config_run_name(cfg: DictConfig) -> str:
@@ -36,18 +38,18 @@ def config_run_name(cfg: DictConfig) -> str:
     return f"{runs.run_name(cfg).rsplit(' seed=', 1)[0]} seeds={seeds[0]}-{seeds[-1]}"
 
 
-def earlier_attempt(experiment_id: str, identity: str) -> str | None:
-    """The newest unfinished run of this config (interrupted, failed, lost) in this study, to reopen."""
+def earlier_attempt(experiment_id: str, identity: str, study: StudyContext) -> str | None:
+    """The newest unfinished run of this config (interrupted, failed, lost) in `study`, to reopen."""
     from mlflow.tracking import MlflowClient
 
     query = f"tags.`{tags.CONFIG_HASH}` = '{identity}' and attributes.status != 'FINISHED'"
-    study = runs.parent_run_id()
-    query += f" and tags.`{tags.STUDY_RUN}` = '{study}'" if study else f" and tags.`{tags.STUDY_RUN}` IS NULL"
+    parent = study.parent_run_id
+    query += f" and tags.`{tags.STUDY_RUN}` = '{parent}'" if parent else f" and tags.`{tags.STUDY_RUN}` IS NULL"
     found = MlflowClient().search_runs([experiment_id], query, order_by=["attributes.start_time DESC"], max_results=1)
     return found[0].info.run_id if found else None
 
 
-def run_seeds(cfg: DictConfig) -> RunResult:
+def run_seeds(cfg: DictConfig, study: StudyContext) -> RunResult:
     """Train each seed of `cfg` that has not FINISHED yet, as a run nested under the config's run; log the
     aggregate there. A seed the study's pruner stops ends the config: its other seeds are not trained."""
     import mlflow
@@ -57,9 +59,9 @@ def run_seeds(cfg: DictConfig) -> RunResult:
     experiment_id = store.configure(cfg.tracking)
     check_fits(cfg)  # bad data or a model that does not fit it: refused before the config's run exists
     identity, seeds, name = config_hash(cfg), seed_list(cfg), config_run_name(cfg)
-    resume = earlier_attempt(experiment_id, identity)
+    resume = earlier_attempt(experiment_id, identity, study)
     rows: list[dict] = []
-    with runs.tracked_run(name, {**runs.run_tags(cfg), tags.SEEDS: str(len(seeds))}, resume=resume) as active:
+    with runs.tracked_run(name, {**runs.run_tags(cfg), tags.SEEDS: str(len(seeds))}, study, resume) as active:
         run_id = active.info.run_id
         again = " (resumed)" if resume else ""
         print(f"sweeplab: config run '{name}' ({run_id}){again}: {len(seeds)} seeds, each a nested run", flush=True)
@@ -68,7 +70,7 @@ def run_seeds(cfg: DictConfig) -> RunResult:
         started = time.perf_counter()
         for number, seed in enumerate(seeds, 1):
             raise_if_interrupted()
-            rows.append(_train_seed(cfg, experiment_id, seed, f"seed {seed} ({number}/{len(seeds)})"))
+            rows.append(_train_seed(cfg, study, experiment_id, seed, f"seed {seed} ({number}/{len(seeds)})"))
             if rows[-1]["pruned"] is not None:
                 mlflow.set_tags({tags.PRUNED: str(rows[-1]["pruned"]), tags.PRUNED_REASON: rows[-1]["reason"]})
                 break
@@ -81,7 +83,7 @@ def run_seeds(cfg: DictConfig) -> RunResult:
     return RunResult(run_id, experiment_id, metrics, seeds=table)
 
 
-def _train_seed(cfg: DictConfig, experiment_id: str, seed: int, what: str) -> dict:
+def _train_seed(cfg: DictConfig, study: StudyContext, experiment_id: str, seed: int, what: str) -> dict:
     """One seed: reuse its FINISHED run, or train it nested under the active config run."""
     one = seed_config(cfg, seed)
     earlier = None if cfg.force else runs.finished_run(experiment_id, config_hash(one))
@@ -93,7 +95,7 @@ def _train_seed(cfg: DictConfig, experiment_id: str, seed: int, what: str) -> di
     from sweeplab.train import run
 
     print(f"sweeplab: {what}", flush=True)
-    result = run(one, {tags.ROLE: tags.ROLE_SEED})
+    result = run(one, {tags.ROLE: tags.ROLE_SEED}, study=study)
     reason = f"seed {seed} pruned at epoch {result.pruned_at}" if result.pruned_at is not None else ""
     return _row(seed, result.run_id, "FINISHED", result.metrics, result.pruned_at, reason)
 

@@ -1,10 +1,12 @@
 """Hydra multiruns as MLflow studies, whatever the sweeper: the `hydra.callbacks` entry of conf/config.yaml.
 
 In the process that launches the jobs, before any job: plan the multirun (the basic sweeper's grid is
-expanded and every job checked; a bad value is refused in one line, exit 2), start and warm the joblib
-launcher's workers, open the study (its parent run, reopened for the same command) and hand its id to the
-jobs through hydra.job.env_set. At the end (normal, failed job, Ctrl-C or SIGTERM): the summary from what
-ran, and the parent closed with the right status. Nothing here imports TensorFlow.
+expanded and every job checked; a bad value, or a launcher that cannot stop its jobs, refuses the sweep:
+SweepRefused, which sweeplab.cli shows in one line, exit 2), start and warm the joblib launcher's workers,
+open the study (its parent run, reopened for the same command) and hand it to the jobs through
+hydra.job.env_set. At the end (normal, failed job, Ctrl-C or SIGTERM): the summary from what ran, and the
+parent closed with the right status; what went wrong is kept as lines for sweeplab.cli to show. Nothing
+here imports TensorFlow.
 """
 
 from __future__ import annotations
@@ -12,38 +14,66 @@ from __future__ import annotations
 import atexit
 import contextlib
 import time
+from collections.abc import Iterator
+from contextvars import ContextVar
 from typing import Any
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from sweeplab import compat
-from sweeplab.cli import error_line, fail
-from sweeplab.errors import LauncherError, SweeplabError, one_line
+from sweeplab.errors import LauncherError, StudyError, SweeplabError, SweepRefused, one_line
 from sweeplab.perf import prewarm
 from sweeplab.perf.process import resume_gc
 from sweeplab.signals import handle_signals
-from sweeplab.sweep.cluster import WATCHED
-from sweeplab.sweep.launchers import parallel_jobs
+from sweeplab.sweep.launchers import check_launcher, parallel_jobs
 from sweeplab.sweep.plan import KIND_GRID, Plan, pass_to_jobs, plan
-from sweeplab.tracking import store, studies, tags
-from sweeplab.tracking.studies import KILLED, Study
+from sweeplab.tracking import store, studies
+from sweeplab.tracking.context import NO_STUDY, StudyContext
+from sweeplab.tracking.studies import KILLED, Study, StudySpec
 
 
-def last_outcome() -> str | None:
-    """The status of the last study this process closed: FINISHED, FAILED or KILLED; None if none."""
-    return next((c.outcome for c in reversed(SweepCallback.instances) if c.outcome), None)
+class Launched:
+    """The studies one entry point launched, in order. Hydra instantiates each SweepCallback itself (from
+    hydra.callbacks), so a callback joins the Launched of the `launching` block around it, if any."""
+
+    def __init__(self) -> None:
+        self.callbacks: list[SweepCallback] = []
+
+    def any_open(self) -> bool:
+        """Whether a study's jobs were launched (their failures are reported job by job)."""
+        return any(c.study is not None for c in self.callbacks)
+
+    def last_outcome(self) -> str | None:
+        """The status of the last study closed: FINISHED, FAILED or KILLED; None if none."""
+        return next((c.outcome for c in reversed(self.callbacks) if c.outcome), None)
+
+    def close(self, error: BaseException | None = None) -> list[str]:
+        """Close every study (`error`: what stopped the multirun, if anything); the error lines to show."""
+        lines: list[str] = []
+        for callback in self.callbacks:
+            callback.close(error)
+            lines += callback.take_errors()
+        return lines
 
 
-def study_open() -> bool:
-    """Whether this process launched a study's jobs (their failures are reported job by job)."""
-    return any(c.study is not None for c in SweepCallback.instances)
+_launched: ContextVar[Launched | None] = ContextVar("sweeplab_launched", default=None)
 
 
-def close_studies(error: BaseException) -> None:
-    """Close the studies of this process after `error` stopped the multirun (a failed job, or the sweeper)."""
-    for callback in SweepCallback.instances:
-        callback.close(error)
+@contextlib.contextmanager
+def launching() -> Iterator[Launched]:
+    """The studies launched inside the block are collected in the Launched it yields (the caller owns them)."""
+    launched = Launched()
+    token = _launched.set(launched)
+    try:
+        yield launched
+    finally:
+        _launched.reset(token)
+
+
+def launched_here() -> Launched:
+    """The Launched of the enclosing `launching` block (an empty one outside any)."""
+    return _launched.get() or Launched()
 
 
 def open_parent(client: Any, the_plan: Plan) -> Study:
@@ -56,32 +86,13 @@ def open_parent(client: Any, the_plan: Plan) -> Study:
         params["sweep.jobs"] = the_plan.total
     if the_plan.kind != KIND_GRID:
         params["sweep.sweeper"] = the_plan.sweeper
-    return studies.open_study(
-        client,
-        the_plan.experiment,
-        key=the_plan.key,
-        kind=the_plan.kind,
-        name=the_plan.name,
-        params=params,
-        note=f"{size}: {axes}; jobs are its child runs.",
-    )
-
-
-def watch_jobs(config: DictConfig) -> None:
-    """Launch through sweeplab's watched submitit launchers (sweeplab.sweep.cluster) where the plugin's own
-    were chosen: Hydra instantiates the launcher after this callback's on_multirun_start."""
-    from omegaconf import open_dict, read_write
-
-    target = str(config.hydra.launcher.get("_target_", ""))
-    if target in WATCHED:
-        with read_write(config), open_dict(config):
-            config.hydra.launcher["_target_"] = WATCHED[target]
+    note = f"{size}: {axes}; jobs are its child runs."
+    spec = StudySpec(the_plan.experiment, the_plan.key, the_plan.kind, the_plan.name, params, note=note)
+    return studies.open_study(client, spec, within=NO_STUDY)  # a sweep's parent is a top-level run
 
 
 class SweepCallback(Callback):
     """hydra.callbacks entry: plans the multirun, owns its study, writes its summary."""
-
-    instances: list[SweepCallback] = []
 
     def __init__(self) -> None:
         self.plan: Plan | None = None
@@ -89,37 +100,26 @@ class SweepCallback(Callback):
         self.reached_end = False
         self.closed = False
         self.outcome: str | None = None  # the parent's final status, once closed
-        SweepCallback.instances.append(self)
+        self.errors: list[str] = []  # what went wrong while closing, one line each, for sweeplab.cli to show
+        launched_here().callbacks.append(self)
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         handle_signals()  # SIGTERM ends the sweep like Ctrl-C: runs KILLED, summary written
-        # Hydra turns a callback's exception into a warning and goes on; a sweep without its checks or its
-        # parent run must not start, so every failure here stops it with one line.
+        # Hydra turns a callback's Exception into a warning and goes on; a sweep without its checks or its
+        # parent run must not start, so every failure here is raised as SweepRefused (not an Exception).
         try:
+            check_launcher(config.hydra.launcher)
             the_plan = plan(config)
             uri = store.check_store(config.tracking)  # a server that does not answer: refused here
         except SweeplabError as err:
-            fail(err, status=2)
+            raise SweepRefused(err) from err
         self.start_workers(config, the_plan, uri)  # joblib: they import TensorFlow and MLflow meanwhile
-        from mlflow.tracking import MlflowClient
-
-        try:
-            store.connect(config.tracking)
-            with store.sqlite_init_lock(uri):  # a fresh store is created here (warm workers, sweeps may race)
-                study = open_parent(MlflowClient(uri), the_plan)
-        except SweeplabError as err:
-            prewarm.stop_workers()
-            fail(err, status=2)
-        except Exception as err:  # noqa: BLE001 (the store: unreachable server, locked or broken database)
-            prewarm.stop_workers()
-            fail(f"the sweep's parent run could not be created in the MLflow store: {err}".splitlines()[0])
+        study = self.open(config, the_plan, uri)
         self.plan, self.study = the_plan, study
-        watch_jobs(config)
         if str(config.hydra.launcher.get("_target_", "")) != compat.BASIC_LAUNCHER:
             resume_gc()  # this process's imports are done; with the basic launcher, its first job ends the pause
-        env = {**study.env, tags.JOB_TOTAL_ENV: str(the_plan.total or ""), tags.AXES_ENV: ",".join(the_plan.axes)}
-        env[tags.STARTED_ENV] = str(time.time())  # for each job's time into the sweep and time left
-        pass_to_jobs(config, env)
+        # time.time(): for each job's time into the sweep and time left
+        pass_to_jobs(config, StudyContext(study.run_id, the_plan.total, tuple(the_plan.axes), time.time()))
         atexit.register(self.close)  # also on a failed job (Hydra exits 1 before on_multirun_end) or Ctrl-C
         size = f"of {the_plan.total} jobs" if the_plan.total else f"by the {the_plan.sweeper} sweeper"
         print(
@@ -127,6 +127,23 @@ class SweepCallback(Callback):
             f"in experiment '{the_plan.experiment}'",  # its link comes with the summary
             flush=True,
         )
+
+    @staticmethod
+    def open(config: DictConfig, the_plan: Plan, uri: str) -> Study:
+        """The study's parent run; a store that refuses it stops the workers and refuses the sweep."""
+        from mlflow.tracking import MlflowClient
+
+        try:
+            store.connect(config.tracking)
+            with store.sqlite_init_lock(uri):  # a fresh store is created here (warm workers, sweeps may race)
+                return open_parent(MlflowClient(uri), the_plan)
+        except SweeplabError as err:
+            prewarm.stop_workers()
+            raise SweepRefused(err) from err
+        except Exception as err:  # noqa: BLE001 (the store: unreachable server, locked or broken database)
+            prewarm.stop_workers()
+            message = f"the sweep's parent run could not be created in the MLflow store: {err}".splitlines()[0]
+            raise SweepRefused(StudyError(message)) from err
 
     @staticmethod
     def start_workers(config: DictConfig, the_plan: Plan, store_uri: str) -> None:
@@ -147,7 +164,7 @@ class SweepCallback(Callback):
         """Summarise and end the parent run, once; never leaves it (or a child) RUNNING.
 
         `error`: what stopped the multirun. A failed job is in the summary already; the cluster's refusal
-        (LauncherError) or anything else (the sweeper itself failed) is said in one line and fails the study.
+        (LauncherError) or anything else (the sweeper itself failed) fails the study, with a line in `errors`.
         """
         if self.closed or self.plan is None or self.study is None:
             return
@@ -156,29 +173,34 @@ class SweepCallback(Callback):
 
         lost = store.unreachable(self.study.client.tracking_uri)
         if lost is not None:  # every call would retry and fail; say once what happened and how to go on
-            error_line(
+            self.errors.append(
                 f"{lost}; the sweep's parent run {self.study.run_id} stays RUNNING there: "
                 "rerun the same sweep command once the server is back, it resumes where it stopped"
             )
             self.outcome = KILLED
             return
-        status, reason = KILLED, ""
+        status = KILLED
         try:
             try:
                 status = finish_sweep(self.study, self.plan, self.reached_end or error is not None)
             except OSError as err:  # the parent's files, on a full or unwritable artifact store
-                status, reason = studies.FAILED, self.unwritten(err)
-                error_line(reason)
+                status = studies.FAILED
+                self.errors.append(self.unwritten(err))
             if isinstance(error, LauncherError):
-                status, reason = studies.FAILED, str(error)
-                error_line(reason)
+                status = studies.FAILED
+                self.errors.append(str(error))
             elif error is not None and status == studies.FINISHED:
-                status, reason = studies.FAILED, f"the {self.plan.sweeper} sweeper stopped: {one_line(error)}"
-                error_line(reason)
+                status = studies.FAILED
+                self.errors.append(f"the {self.plan.sweeper} sweeper stopped: {one_line(error)}")
         finally:
             self.outcome = status
             with contextlib.suppress(Exception):
-                self.study.finish(status, reason)
+                self.study.finish(status, self.errors[-1] if self.errors else "")
+
+    def take_errors(self) -> list[str]:
+        """The lines `close` kept, once: whoever shows them takes them."""
+        taken, self.errors = self.errors, []
+        return taken
 
     def unwritten(self, err: OSError) -> str:
         """Why the sweep's summary files could not be logged to its parent run, naming where."""

@@ -55,9 +55,6 @@ STUCK_REASONS = frozenset(
         "NodeDown",
     }
 )
-# hydra-submitit-launcher's launchers, and sweeplab's watched ones that the sweep callback puts in their place.
-_PLUGIN, _OURS = "hydra_plugins.hydra_submitit_launcher.submitit_launcher", "hydra_plugins.sweeplab_launchers"
-WATCHED = {f"{_PLUGIN}.{name}": f"{_OURS}.{name}" for name in ("SlurmLauncher", "LocalLauncher")}
 # What the sbatch request was, named in a refusal so that the user knows which knob to turn.
 ASKED = ("partition", "cpus_per_task", "mem_gb", "timeout_min", "account", "qos", "constraint", "gres")
 

@@ -6,6 +6,23 @@ import os
 
 from omegaconf import DictConfig
 
+from sweeplab.errors import ConfigError
+
+# hydra-submitit-launcher's own launchers -> the name of sweeplab's launcher on the same plugin.
+_SUBMITIT = "hydra_plugins.hydra_submitit_launcher.submitit_launcher"
+UNWATCHED = {f"{_SUBMITIT}.SlurmLauncher": "slurm", f"{_SUBMITIT}.LocalLauncher": "local"}
+
+
+def check_launcher(launcher: DictConfig) -> None:
+    """Refuse hydra-submitit-launcher's own launchers: stopped, a sweep on them leaves its jobs running and
+    their runs RUNNING under a closed parent. sweeplab's launchers on the same plugin watch and cancel them."""
+    ours = UNWATCHED.get(str(launcher.get("_target_", "")))
+    if ours is not None:
+        raise ConfigError(
+            f"hydra/launcher=submitit_{ours}: Hydra's submitit launcher leaves the jobs running when the sweep is "
+            f"stopped; use hydra/launcher={ours}, sweeplab's launcher on the same plugin, which cancels them"
+        )
+
 
 def parallel_jobs(launcher: DictConfig, sweep_size: int) -> int:
     """How many jobs of this sweep the launcher runs at once on one machine (sweep_size 0: not known)."""
@@ -14,7 +31,7 @@ def parallel_jobs(launcher: DictConfig, sweep_size: int) -> int:
     if "n_jobs" in launcher:  # joblib: -1 is all cores, -2 all but one, ...
         n_jobs = int(launcher.n_jobs)
         running = cpus + 1 + n_jobs if n_jobs < 0 else n_jobs
-    elif target.endswith("LocalLauncher"):  # submitit_local starts every job at once
+    elif target.endswith("LocalLauncher"):  # hydra/launcher=local (submitit) starts every job at once
         running = sweep_size
     else:
         running = 1

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from sweeplab.errors import ConfigError, first_line
 from sweeplab.objective import Objective, objective_of
 from sweeplab.perf.prewarm import WarmUp
 from sweeplab.sweep.launchers import job_threads
+from sweeplab.tracking.context import StudyContext
 from sweeplab.tuning.space import validate_tuner
 from sweeplab.validate import validate
 
@@ -204,17 +204,16 @@ def _open_plan(config: DictConfig, axes: dict[str, str], common: dict) -> Plan:
     return Plan(KIND_SWEEPER, name, total=total, sweeper=short, identity=identity, warm_up=warm_up, **common)
 
 
-def pass_to_jobs(config: DictConfig, env: dict[str, str]) -> None:
-    """Set `env` in this process and in every job's, wherever the launcher runs it.
+def pass_to_jobs(config: DictConfig, study: StudyContext) -> None:
+    """Hand `study` to every job, wherever the launcher runs it: the one place it is written to the environment.
 
     Through hydra.job.env_set: each launcher composes a job from the sweep's hydra overrides and Hydra sets
-    env_set around the job, in a joblib worker started before the parent run existed as in a submitit or
-    Slurm job. (A process started later inherits os.environ as well.)
+    env_set around the job, in this process (basic launcher), in a joblib worker started before the parent
+    run existed, as in a submitit or Slurm job; the job reads it back once (StudyContext.from_environ).
     """
     from omegaconf import read_write
 
-    os.environ.update(env)
     with read_write(config), open_dict(config):
-        for key, value in env.items():
+        for key, value in study.environ().items():
             quoted = value.replace("\\", "\\\\").replace("'", "\\'")
             config.hydra.overrides.hydra.append(f"++hydra.job.env_set.{key}='{quoted}'")

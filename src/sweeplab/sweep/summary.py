@@ -1,64 +1,51 @@
 """A study's summary from what actually ran: one row per job, best objective first, printed, saved, logged.
 
-The jobs' own reports (sweeplab_job.json in their output folders) say which run each job made or reused;
+The jobs' own reports (sweeplab.sweep.report, in their output folders) say which run each job made or reused;
 MLflow says how those runs ended. A planned job that left no report (killed, never started) is looked up
 among the parent's children by its config hash; any child still RUNNING is ended KILLED here.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
 import math
 import sys
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 from mlflow.entities import Run
 
 from sweeplab.objective import Objective
-from sweeplab.sweep.job import REPORT_FILE
 from sweeplab.sweep.plan import Job, Plan
+from sweeplab.sweep.report import JobReport, job_reports
 from sweeplab.tracking import studies, tags
 from sweeplab.tracking.studies import DONE, FINISHED, KILLED, NOT_RUN, PRUNED, RUNNING, SKIPPED, Study
 from sweeplab.tracking.ui import run_link
 
 
-def job_reports(directory: Path, parent_run_id: str) -> dict[int, dict[str, Any]]:
-    """The reports of this study's jobs under its sweep folder, by job number."""
-    reports: dict[int, dict[str, Any]] = {}
-    for path in directory.rglob(REPORT_FILE):
-        with contextlib.suppress(OSError, ValueError, KeyError):
-            report = json.loads(path.read_text())
-            if report.get("parent_run_id") == parent_run_id:
-                reports[int(report["num"])] = report
-    return reports
-
-
-def what_ran(plan: Plan, study: Study) -> list[tuple[Job, dict]]:
-    """Each job with its report: the planned grid, or the jobs another sweeper actually launched."""
+def what_ran(plan: Plan, study: Study) -> list[tuple[Job, JobReport]]:
+    """Each job with its report (an empty one where it left none): the planned grid, or the jobs another
+    sweeper actually launched."""
     reports = job_reports(plan.directory, study.run_id)
     if plan.jobs:
-        return [(job, reports.get(job.num, {})) for job in plan.jobs]
-    return [(Job(num, r.get("overrides", []), r.get("config_hash") or ""), r) for num, r in sorted(reports.items())]
+        return [(job, reports.get(job.num) or JobReport(job.num, job.overrides)) for job in plan.jobs]
+    return [(Job(num, r.overrides, r.config_hash or ""), r) for num, r in sorted(reports.items())]
 
 
-def job_run(study: Study, job: Job, report: dict) -> Run | None:
-    if report.get("run_id"):
-        return study.client.get_run(report["run_id"])
+def job_run(study: Study, job: Job, report: JobReport) -> Run | None:
+    if report.run_id:
+        return study.client.get_run(report.run_id)
     if not job.config_hash:
         return None
     runs = study.children(f"tags.`{tags.CONFIG_HASH}` = '{job.config_hash}'", since_start=True)
     return runs[0] if runs else None
 
 
-def job_row(study: Study, axes: list[str], job: Job, report: dict, objective: Objective) -> dict:
+def job_row(study: Study, axes: list[str], job: Job, report: JobReport, objective: Objective) -> dict:
     values = dict(o.split("=", 1) for o in job.overrides if "=" in o)
     row: dict[str, Any] = {"job": job.num + 1, **{axis: values.get(axis) for axis in axes}}
     run = job_run(study, job, report)
     if run is None:
-        row.update(status=report.get("status") or NOT_RUN, note=report.get("error") or "")
+        row.update(status=report.status or NOT_RUN, note=report.error or "")
         return row
     status = run.info.status
     if status == RUNNING:  # its process was killed (e.g. a parallel worker on Ctrl-C)
@@ -69,7 +56,7 @@ def job_row(study: Study, axes: list[str], job: Job, report: dict, objective: Ob
     note = labels.get(tags.PRUNED_REASON, "") if status == FINISHED else labels.get(tags.ERROR, "")
     if status == FINISHED and tags.PRUNED in labels:
         status = PRUNED
-    if report.get("skipped"):
+    if report.skipped:
         earlier = f" (pruned at epoch {labels[tags.PRUNED]})" if tags.PRUNED in labels else ""
         status, note = SKIPPED, f"FINISHED earlier{earlier}"
     row.update(

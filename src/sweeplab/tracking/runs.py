@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import subprocess
 import traceback
 from collections.abc import Iterator
@@ -18,6 +17,7 @@ from sweeplab.config import config_group, config_hash, hidden_units, is_mlp, lea
 from sweeplab.errors import ArtifactWriteError, TrackingLost, one_line
 from sweeplab.signals import signals_held
 from sweeplab.tracking import tags
+from sweeplab.tracking.context import StudyContext
 from sweeplab.tracking.store import unreachable
 
 if TYPE_CHECKING:
@@ -82,11 +82,6 @@ def source_tags() -> dict[str, str]:
     return found
 
 
-def parent_run_id() -> str | None:
-    """The study's parent run, handed to its jobs (in any process or machine) through the environment."""
-    return os.environ.get(tags.PARENT_RUN_ENV) or None
-
-
 def _lost(run_id: str) -> TrackingLost:
     import mlflow
 
@@ -97,58 +92,74 @@ def _lost(run_id: str) -> TrackingLost:
     )
 
 
+def _start(name: str, labels: dict[str, str], study: StudyContext, resume: str | None) -> mlflow.ActiveRun:
+    """A new run under the active run (nested) or else the study's parent; or `resume` reopened."""
+    import mlflow
+
+    outer, parent = mlflow.active_run(), study.parent_run_id
+    if parent:
+        labels = {tags.ROLE: tags.ROLE_JOB, **labels, tags.STUDY_RUN: parent}
+    if resume is not None:
+        run = mlflow.start_run(run_id=resume, nested=outer is not None)
+        mlflow.set_tags({**labels, tags.ERROR: "", tags.NOTE: ""})
+        return run
+    parent = outer.info.run_id if outer is not None else parent
+    return mlflow.start_run(run_name=name, tags=labels, parent_run_id=parent, nested=outer is not None)
+
+
+def _end_stopped(run: mlflow.ActiveRun, exc: BaseException) -> bool:
+    """End `run` KILLED (Ctrl-C, SIGTERM) or FAILED with the reason and traceback; False if its server is lost."""
+    import mlflow
+
+    status = "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
+    reason = one_line(exc)
+    # A second Ctrl-C or SIGTERM waits until the run is ended (it arrives when the block exits).
+    with signals_held():
+        if unreachable(mlflow.get_tracking_uri()) is not None:  # each call below would retry: one probe tells
+            compat.forget_active_run(run.info.run_id)  # so that the next job in this process starts clean
+            return False
+        # Record what we can; the store itself may be what failed, and the run must still be ended.
+        with contextlib.suppress(Exception):
+            mlflow.set_tags({tags.ERROR: reason[:5000], tags.NOTE: f"{status}: {reason}"[:5000]})
+            mlflow.log_text(traceback.format_exc(), "error.txt")
+        with contextlib.suppress(Exception):
+            mlflow.end_run(status)
+    return True
+
+
+def _unwritable(run: mlflow.ActiveRun, exc: OSError) -> ArtifactWriteError:
+    target = exc.filename2 or exc.filename  # a copy's destination, not its local source
+    where = f": {target}" if target else ""
+    return ArtifactWriteError(
+        f"run {run.info.run_id} FAILED: cannot write its files to {run.info.artifact_uri} "
+        f"({exc.strerror or exc}{where}); free disk space or fix the experiment's artifact location"
+    )
+
+
 @contextlib.contextmanager
-def tracked_run(name: str, labels: dict[str, str], resume: str | None = None) -> Iterator[mlflow.ActiveRun]:
+def tracked_run(
+    name: str, labels: dict[str, str], study: StudyContext, resume: str | None = None
+) -> Iterator[mlflow.ActiveRun]:
     """An MLflow run that ends FINISHED, FAILED (an error) or KILLED (Ctrl-C, SIGTERM), never RUNNING.
 
     Started inside another tracked run, it is nested under it (a seed's run under its config's run);
-    otherwise under the study's parent, if any. `resume` reopens an earlier run of the same config instead.
+    otherwise under `study`'s parent, if any. `resume` reopens an earlier run of the same config instead.
     A failed run keeps what it logged and gets the reason as a tag, as its description in the UI, and
     the traceback as error.txt.
     """
     import mlflow
-    from mlflow.entities import RunStatus
 
-    outer, study = mlflow.active_run(), parent_run_id()
-    parent = outer.info.run_id if outer is not None else study
-    if study:
-        labels = {tags.ROLE: tags.ROLE_JOB, **labels, tags.STUDY_RUN: study}
-    if resume is not None:
-        run = mlflow.start_run(run_id=resume, nested=outer is not None)
-        mlflow.set_tags({**labels, tags.ERROR: "", tags.NOTE: ""})
-    else:
-        run = mlflow.start_run(run_name=name, tags=labels, parent_run_id=parent, nested=outer is not None)
+    run = _start(name, labels, study, resume)
     try:
         yield run
     except BaseException as exc:
-        status = RunStatus.KILLED if isinstance(exc, KeyboardInterrupt) else RunStatus.FAILED
-        status_name = RunStatus.to_string(status)
-        reason = one_line(exc)
-        # A second Ctrl-C or SIGTERM waits until the run is ended (it arrives when the block exits).
-        with signals_held():
-            # A lost server would make each call below retry; one quick probe tells.
-            lost = unreachable(mlflow.get_tracking_uri())
-            if lost is None:
-                # Record what we can; the store itself may be what failed, and the run must still be ended.
-                with contextlib.suppress(Exception):
-                    mlflow.set_tags({tags.ERROR: reason[:5000], tags.NOTE: f"{status_name}: {reason}"[:5000]})
-                    mlflow.log_text(traceback.format_exc(), "error.txt")
-                with contextlib.suppress(Exception):
-                    mlflow.end_run(status_name)
-            else:
-                # Off MLflow's stack of active runs, so that the next job in this process starts clean.
-                compat.forget_active_run(run.info.run_id)
-        if lost is not None and not isinstance(exc, KeyboardInterrupt):
+        reachable = _end_stopped(run, exc)
+        if not reachable and not isinstance(exc, KeyboardInterrupt):
             raise _lost(run.info.run_id) from exc
         if isinstance(exc, OSError):  # inside a run only writing its files raises these (disk full, ...)
-            target = exc.filename2 or exc.filename  # a copy's destination, not its local source
-            where = f": {target}" if target else ""
-            raise ArtifactWriteError(
-                f"run {run.info.run_id} FAILED: cannot write its files to {run.info.artifact_uri} "
-                f"({exc.strerror or exc}{where}); free disk space or fix the experiment's artifact location"
-            ) from exc
+            raise _unwritable(run, exc) from exc
         raise
-    mlflow.end_run(RunStatus.to_string(RunStatus.FINISHED))
+    mlflow.end_run("FINISHED")
 
 
 def run_tags(cfg: DictConfig) -> dict[str, str]:

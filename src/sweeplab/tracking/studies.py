@@ -2,14 +2,13 @@
 
 A study is what a user launches: a grid multirun, a run of any other Hydra sweeper, a Keras Tuner search.
 Its parent run is found again by its key (the same command resumes the same study), its id reaches the jobs
-in any process or machine through SWEEPLAB_PARENT_RUN_ID, and it ends FINISHED, FAILED or KILLED with the
-reason, never RUNNING while its process can still say so.
+as a StudyContext (sweeplab.tracking.context: a value in this process, the environment in others), and it
+ends FINISHED, FAILED or KILLED with the reason, never RUNNING while its process can still say so.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from sweeplab.errors import StudyError, TrackingLost, one_line
 from sweeplab.tracking import tags
+from sweeplab.tracking.context import StudyContext
 from sweeplab.tracking.store import experiment_id
 
 if TYPE_CHECKING:
@@ -49,22 +49,9 @@ class Study:
     # -- the jobs' side ---------------------------------------------------------------------------------
 
     @property
-    def env(self) -> dict[str, str]:
-        """What a job's process needs to join this study (its runs become the parent's children)."""
-        return {tags.PARENT_RUN_ENV: self.run_id}
-
-    @contextlib.contextmanager
-    def handed_to_jobs(self) -> Iterator[Study]:
-        """Runs started in this process inside the block are this study's children."""
-        previous = os.environ.get(tags.PARENT_RUN_ENV)
-        os.environ[tags.PARENT_RUN_ENV] = self.run_id
-        try:
-            yield self
-        finally:
-            if previous is None:
-                os.environ.pop(tags.PARENT_RUN_ENV, None)
-            else:
-                os.environ[tags.PARENT_RUN_ENV] = previous
+    def context(self) -> StudyContext:
+        """What a run needs to join this study (it becomes the parent's child): pass it to the run."""
+        return StudyContext(parent_run_id=self.run_id)
 
     # -- what ran ---------------------------------------------------------------------------------------
 
@@ -124,10 +111,9 @@ class Study:
 
     @contextlib.contextmanager
     def owned(self) -> Iterator[Study]:
-        """Hand the study to jobs in this process, and end it FINISHED, FAILED or KILLED with the block."""
+        """End the study FINISHED, FAILED or KILLED with the block."""
         try:
-            with self.handed_to_jobs():
-                yield self
+            yield self
         except BaseException as exc:
             if not isinstance(exc, TrackingLost):  # a lost server: RUNNING there, the same command reopens it
                 with contextlib.suppress(Exception):
@@ -163,49 +149,55 @@ def find_study(client: MlflowClient, exp_id: str, key: str, running_only: bool =
     return None
 
 
-def open_study(
-    client: MlflowClient,
-    experiment: str,
-    key: str,
-    kind: str,
-    name: str,
-    params: dict[str, Any] | None = None,
-    labels: dict[str, str] | None = None,
-    note: str = "",
-    resume: bool = True,
-) -> Study:
-    """The study `key` in `experiment`: its earlier parent reopened RUNNING (resume), or a new parent run.
+@dataclass(frozen=True)
+class StudySpec:
+    """What a study is: where and by which key it is found again, and what a new parent run is given."""
 
-    A new parent is itself a child when this process runs inside another study (a search as a sweep's job).
+    experiment: str
+    key: str
+    kind: str  # "grid", "sweeper" or "tuner"
+    name: str
+    params: dict[str, Any] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)  # more tags; tags.RUN_NAME names the parent run
+    note: str = ""  # the parent's description in the MLflow UI
+
+
+def open_study(client: MlflowClient, spec: StudySpec, *, within: StudyContext, resume: bool = True) -> Study:
+    """The study `spec`: its earlier parent reopened RUNNING (resume), or a new parent run.
+
+    A new parent is itself a child of the study this process runs `within`, if any (a search as a sweep's job).
     """
-    exp_id = experiment_id(client, experiment)
-    earlier = find_study(client, exp_id, key) if resume else None
+    exp_id = experiment_id(client, spec.experiment)
+    earlier = find_study(client, exp_id, spec.key) if resume else None
     if earlier is not None:
-        study = Study(client, exp_id, earlier.info.run_id, key, kind, name, True, earlier.info.status)
-        client.update_run(study.run_id, status=RUNNING)
-        client.set_tag(study.run_id, tags.ERROR, "")
-        client.set_tag(study.run_id, tags.STUDY, key)  # an earlier version's parent joins the vocabulary
-        client.set_tag(study.run_id, tags.ROLE, tags.ROLE_STUDY)
-        study.close_stale_children()
-        return study
-    run_tags = {
+        return _reopened(client, exp_id, earlier, spec)
+    labels = {
         tags.ROLE: tags.ROLE_STUDY,
-        tags.STUDY: key,
-        tags.STUDY_KIND: kind,
-        tags.STUDY_NAME: name,
-        **({tags.NOTE: note} if note else {}),
-        **(labels or {}),
+        tags.STUDY: spec.key,
+        tags.STUDY_KIND: spec.kind,
+        tags.STUDY_NAME: spec.name,
+        **({tags.NOTE: spec.note} if spec.note else {}),
+        **spec.labels,
+        **({tags.PARENT: within.parent_run_id} if within.parent_run_id else {}),
     }
-    outer = os.environ.get(tags.PARENT_RUN_ENV)
-    if outer:
-        run_tags[tags.PARENT] = outer
-    run_name = run_tags.pop(tags.RUN_NAME, None) or f"{name} {time.strftime('%Y-%m-%d %H:%M:%S')}"
+    run_name = labels.pop(tags.RUN_NAME, None) or f"{spec.name} {time.strftime('%Y-%m-%d %H:%M:%S')}"
     try:
-        run = client.create_run(exp_id, run_name=run_name, tags=run_tags)
+        run = client.create_run(exp_id, run_name=run_name, tags=labels)
     except Exception as err:  # noqa: BLE001 (the store: locked or broken database, refused write)
         raise StudyError(f"the study's parent run could not be created in the MLflow store: {one_line(err)}") from err
-    study = Study(client, exp_id, run.info.run_id, key, kind, name)
-    log_params(client, study.run_id, params or {})
+    study = Study(client, exp_id, run.info.run_id, spec.key, spec.kind, spec.name)
+    log_params(client, study.run_id, spec.params)
+    return study
+
+
+def _reopened(client: MlflowClient, exp_id: str, earlier: Run, spec: StudySpec) -> Study:
+    """The earlier parent RUNNING again, in today's vocabulary, its children left RUNNING ended KILLED."""
+    study = Study(client, exp_id, earlier.info.run_id, spec.key, spec.kind, spec.name, True, earlier.info.status)
+    client.update_run(study.run_id, status=RUNNING)
+    client.set_tag(study.run_id, tags.ERROR, "")
+    client.set_tag(study.run_id, tags.STUDY, spec.key)  # an earlier version's parent joins the vocabulary
+    client.set_tag(study.run_id, tags.ROLE, tags.ROLE_STUDY)
+    study.close_stale_children()
     return study
 
 

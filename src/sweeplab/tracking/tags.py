@@ -1,4 +1,4 @@
-"""The one vocabulary of tags and environment variables sweeplab writes to and reads from MLflow.
+"""The one vocabulary of tags sweeplab writes to and reads from MLflow.
 
 Older stores used other names for some of them; `LEGACY_*` lists what is still read, so they resume and
 compare as before.
@@ -7,11 +7,6 @@ compare as before.
 from __future__ import annotations
 
 from enum import StrEnum
-
-PARENT_RUN_ENV = "SWEEPLAB_PARENT_RUN_ID"  # a study's parent run id, handed to its jobs in any process
-JOB_TOTAL_ENV = "SWEEPLAB_STUDY_SIZE"  # jobs the study will run, when known ("job i/N")
-AXES_ENV = "SWEEPLAB_STUDY_AXES"  # the swept keys, comma-separated, to label a job by what varies
-STARTED_ENV = "SWEEPLAB_STUDY_STARTED"  # when the study started (time.time()), for its jobs' time left
 
 PARENT = "mlflow.parentRunId"  # MLflow's own: folds a child under its parent in the UI
 RUN_NAME = "mlflow.runName"

@@ -16,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from sweeplab.config import model_name
 from sweeplab.data import Dataset
+from sweeplab.tracking.context import NO_STUDY, StudyContext
 from sweeplab.tuning.space import Choices, Range, SearchSpace, Span, optimizer_config
 
 # Hyperband's bookkeeping values in a trial's hyperparameters.
@@ -100,10 +101,11 @@ class ConfiguredHyperModel(keras_tuner.HyperModel):
         self.executions = 1
         self.trial_cfg: DictConfig | None = None
         self.executed: list[dict[str, float]] = []
+        self.study = NO_STUDY  # the search's study, given with each trial
 
-    def start_trial(self, cfg: DictConfig, executions: int) -> None:
-        """A trial begins: its config, and how many executions it trains."""
-        self.trial_cfg, self.executions, self.executed = cfg, executions, []
+    def start_trial(self, cfg: DictConfig, executions: int, study: StudyContext) -> None:
+        """A trial begins: its config, how many executions it trains, and the study its runs join."""
+        self.trial_cfg, self.executions, self.executed, self.study = cfg, executions, [], study
 
     def build(self, hp: keras_tuner.HyperParameters) -> Any:
         from sweeplab.train import compile_model
@@ -131,7 +133,7 @@ class ConfiguredHyperModel(keras_tuner.HyperModel):
         number = len(self.executed) + 1
         one = seed_config(self.trial_cfg, self.trial_cfg.seed + number - 1)
         execution_tags = {**run_tags(one), tags.ROLE: tags.ROLE_SEED}
-        with tracked_run(f"execution {number}/{self.executions}: {run_name(one)}", execution_tags):
+        with tracked_run(f"execution {number}/{self.executions}: {run_name(one)}", execution_tags, self.study):
             mlflow.log_params({**flat_params(one), "execution": number})
             history = model.fit(*args, **kwargs)
         self.executed.append(aggregated({k: float(v[-1]) for k, v in history.history.items() if v}))

@@ -8,6 +8,7 @@ config>`: the same config resumes there, any change of the search starts a new p
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from pathlib import Path
@@ -21,6 +22,7 @@ from sweeplab.data import load_dataset
 from sweeplab.perf.fused_steps import fit_batch_size
 from sweeplab.signals import handle_signals
 from sweeplab.tracking import store, studies, tags
+from sweeplab.tracking.context import NO_STUDY, StudyContext
 from sweeplab.tracking.runs import flat_params, run_name, run_tags
 from sweeplab.tracking.studies import Study
 from sweeplab.tracking.ui import run_link
@@ -44,8 +46,11 @@ def project_name(cfg: DictConfig) -> str:
     return f"{cfg.tuner.kind}-{hashlib.sha256(text.encode()).hexdigest()[:12]}"
 
 
-def open_search(cfg: DictConfig, project: str, space: SearchSpace, resuming: bool, who: str) -> Study:
-    """The search's study: the chief's (or a single process's) parent, created or reopened; a worker waits for it."""
+def open_search(
+    cfg: DictConfig, project: str, space: SearchSpace, resuming: bool, who: str, within: StudyContext
+) -> Study:
+    """The search's study: the chief's (or a single process's) parent, created or reopened; a worker waits for it.
+    `within`: the study this search runs in as a job, if any."""
     client = MlflowClient()
     if who == "worker":
         exp_id = store.experiment_id(client, cfg.tracking.experiment)
@@ -54,9 +59,8 @@ def open_search(cfg: DictConfig, project: str, space: SearchSpace, resuming: boo
     params = flat_params(cfg)
     params.pop("tuner.max_trials", None)  # may grow when a search is continued; a tag holds it
     labels = {**run_tags(cfg), tags.RUN_NAME: f"search {cfg.tuner.kind}: around {run_name(cfg)}"}
-    study = studies.open_study(
-        client, cfg.tracking.experiment, project, "tuner", f"{cfg.tuner.kind} search", params, labels, resume=resuming
-    )
+    spec = studies.StudySpec(cfg.tracking.experiment, project, "tuner", f"{cfg.tuner.kind} search", params, labels)
+    study = studies.open_study(client, spec, within=within, resume=resuming)
     if not study.resumed:
         client.log_text(study.run_id, json.dumps(space.describe(), indent=2), "search_space.json")
     client.set_tag(study.run_id, tags.MAX_TRIALS, str(cfg.tuner.max_trials))
@@ -67,8 +71,9 @@ def _verbose(cfg: DictConfig) -> str | int:
     return "auto" if str(cfg.training.verbose) == "auto" else int(cfg.training.verbose)
 
 
-def search(cfg: DictConfig) -> SearchResult | None:
-    """Search and summarise (`cfg` is validated). Returns None on a distributed worker (the chief summarises)."""
+def search(cfg: DictConfig, within: StudyContext = NO_STUDY) -> SearchResult | None:
+    """Search and summarise (`cfg` is validated) inside the study `within`, if any (a search as a sweep's job).
+    Returns None on a distributed worker (the chief summarises)."""
     handle_signals()
     space = search_space(cfg)
     experiment_id = store.configure(cfg.tracking)
@@ -80,14 +85,15 @@ def search(cfg: DictConfig) -> SearchResult | None:
     resuming = (Path(cfg.tuner.directory) / project / "oracle.json").exists() and not cfg.force
 
     tuner = build_tuner(cfg, ConfiguredHyperModel(cfg, space, data), project, experiment_id)
-    study = open_search(cfg, project, space, resuming, who)
+    study = open_search(cfg, project, space, resuming, who, within)
+    tuner.study = study.context  # every trial's run (and its executions') a child of the search's parent
     print(
         f"sweeplab: {'resuming' if resuming else 'starting'} {cfg.tuner.kind} search {project} ({who}), "
         f"parent run {study.run_id}",  # its link comes with its result
         flush=True,
     )
     # The chief or single process owns the parent: it ends FINISHED, FAILED or KILLED with the search.
-    with study.owned() if who != "worker" else study.handed_to_jobs(), search_errors():
+    with study.owned() if who != "worker" else contextlib.nullcontext(), search_errors():
         tuner.search(
             data.x_train,
             data.y_train,

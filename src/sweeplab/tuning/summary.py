@@ -24,6 +24,7 @@ from sweeplab.objective import Objective, objective_of
 from sweeplab.plots import plot_search
 from sweeplab.tracking import models, studies, tags
 from sweeplab.tracking.artifacts import log_model, log_outputs
+from sweeplab.tracking.context import NO_STUDY
 from sweeplab.tracking.runs import run_name
 from sweeplab.tracking.studies import Study
 from sweeplab.tracking.ui import run_link
@@ -185,7 +186,8 @@ def retrain_best(cfg: DictConfig, data: Dataset) -> tuple[Any, Fitted]:
     """Train the best trial's config from scratch, keeping the weights of its best epoch."""
     fresh_start(cfg.seed)
     model = compile_model(cfg, data)
-    return model, fit(cfg, model, data, extra_callbacks=early_stopping(cfg, restore=True))
+    # On its own, not in the search's study: the best config is not pruned against its own trials.
+    return model, fit(cfg, model, data, NO_STUDY, extra_callbacks=early_stopping(cfg, restore=True))
 
 
 def retrain_and_register_best(

@@ -20,6 +20,7 @@ from sweeplab.pruning.callback import pruning_callbacks
 from sweeplab.seeds.aggregate import aggregate_metrics
 from sweeplab.signals import interrupted, raise_if_interrupted
 from sweeplab.tracking import store, tags
+from sweeplab.tracking.context import NO_STUDY
 from sweeplab.tracking.runs import flat_params, run_name, run_tags, tracked_run
 from sweeplab.tuning.hypermodel import ConfiguredHyperModel
 from sweeplab.tuning.oracles import BayesianOptimizationOracle, HyperbandOracle, RandomSearchOracle
@@ -42,7 +43,7 @@ class TrackedTrials:
     """Tuner mixin: each trial runs inside an MLflow child run of the search's parent.
 
     The child run is opened by the process that trains the trial (a distributed worker too), so each
-    trial is logged once, where it ran. The parent comes through SWEEPLAB_PARENT_RUN_ID, as for sweeps.
+    trial is logged once, where it ran. The parent is `study`, set by search once the parent run is open.
     """
 
     hypermodel: ConfiguredHyperModel
@@ -55,6 +56,7 @@ class TrackedTrials:
         self._trial_runs: dict[str, str] = {}
         self.trials_run = 0  # in this process: 0 when a resumed search had nothing left to do
         self._clock = console.Clock()  # this process's part of the search, for the time left
+        self.study = NO_STUDY  # the search's study: its trials' parent (set once the parent run is open)
 
     def run_trial(self, trial: Any, *args: Any, **kwargs: Any) -> Any:
         """The trial, tracked; a lost tracking server stops the search (Keras Tuner would fail the trial and go
@@ -77,10 +79,12 @@ class TrackedTrials:
         cfg = self.hypermodel.config_of(hp)
         fresh_start(cfg.seed)  # each trial starts from the same seed, whatever ran before it
         earlier = trial_runs(self.experiment_id, self.project, trial_id=trial.trial_id)
-        with tracked_run(f"trial {trial.trial_id}: {run_name(cfg)}", self._trial_tags(trial, cfg, earlier)) as run:
+        with tracked_run(
+            f"trial {trial.trial_id}: {run_name(cfg)}", self._trial_tags(trial, cfg, earlier), self.study
+        ) as run:
             self._trial_runs[trial.trial_id] = run.info.run_id
             self.trials_run += 1
-            self.hypermodel.start_trial(cfg, self.executions_per_trial)
+            self.hypermodel.start_trial(cfg, self.executions_per_trial, self.study)
             mlflow.log_params(flat_params(cfg))
             mlflow.log_params({f"hp.{k}": v for k, v in hp.values.items()})
             what, left = self._position(trial)
@@ -124,7 +128,7 @@ class TrackedTrials:
     def _train(self, trial: Any, cfg: DictConfig, what: str, *args: Any, **kwargs: Any) -> Any:
         """Keras Tuner's run_trial with our callbacks, epochs headed by `what`; a diverged trial fails (no retry)."""
         # Hyperband keeps its own pruning (its brackets); random and Bayesian searches take the study's.
-        pruner = [] if isinstance(self, keras_tuner.Hyperband) else pruning_callbacks(cfg)
+        pruner = [] if isinstance(self, keras_tuner.Hyperband) else pruning_callbacks(cfg, self.study)
         data = self.hypermodel.data
         with console.labelled(what):
             shown = epoch_progress(cfg.training.verbose, len(data.x_train), cfg.batch_size, cfg.training.fused_steps)
