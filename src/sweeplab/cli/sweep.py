@@ -52,7 +52,8 @@ def one_line(error: BaseException) -> str:
 def _report(func: Callable[[], Any], original: Callable[..., Any]) -> Any:
     """Hydra's error report, with bad overrides refused in one line (exit 2) and a study's failed jobs,
     already reported job by job and in its summary, ending the process with status 1 and no traceback."""
-    from sweeplab.sweep.callback import close_studies, study_open
+    from sweeplab.cli.faults import close_after
+    from sweeplab.sweep.callback import study_open
 
     def composing() -> Any:
         try:
@@ -65,7 +66,7 @@ def _report(func: Callable[[], Any], original: Callable[..., Any]) -> Any:
             if os.environ.get("HYDRA_FULL_ERROR") == "1":
                 raise
             if study_open():  # a job's failure (reported, in the summary) or the sweeper's own (one line)
-                close_studies(error)
+                close_after(error)  # a full disk under the store: one line, what stays RUNNING
                 sys.exit(1)
             if isinstance(error, SweeplabError):
                 fail(error)
@@ -110,9 +111,11 @@ def run(app: Callable[[], Any] | None = None) -> NoReturn:
     """`python sweep.py`: main() (or another Hydra app, `app`), then the process ends without the
     interpreter's teardown. The garbage collector pauses until the job has imported what it needs; the
     libraries start quietly in this process and in the processes it starts (sweeplab.backend.quiet_start)."""
+    from sweeplab.cli.faults import drop_hydra_job_errors
     from sweeplab.sweep.callback import last_outcome
 
     quiet_start()
+    drop_hydra_job_errors()  # sweeplab reports a failed job; Hydra's own line about it is left out
     pause_gc()
     try:
         (app or main)()

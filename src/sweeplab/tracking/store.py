@@ -1,9 +1,10 @@
 """Where runs go: the store's URI, a fast check that a server answers and lets this user write, a safe first
-contact with SQLite."""
+contact with SQLite, and what a full disk under the store kept from being written."""
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import urllib.parse
@@ -206,6 +207,7 @@ def connect(tracking: DictConfig) -> str:
     import mlflow
 
     uri = check_store(tracking)
+    quiet_sql_errors()  # after MLflow's import, which sets up its loggers
     mlflow.set_tracking_uri(uri)
     return uri
 
@@ -236,3 +238,75 @@ def experiment_id(client: MlflowClient, name: str) -> str:
         return client.create_experiment(name)
     except MlflowException:  # created by another process since our lookup
         return client.get_experiment_by_name(name).experiment_id
+
+
+# ---------------------------------------------------------------------------------------------- a full disk
+
+SQL_LOG = "mlflow.store.db.utils"  # logs every SQLAlchemy error with its traceback before raising it
+FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+SQLITE_FULL = "database or disk is full"
+# What a failed statement was writing, as MLflow's SQL store words it; first match wins.
+SQL_WRITES = (
+    ("UPDATE runs SET status", "a run's status"),
+    ("INSERT INTO runs", "a new run"),
+    ("logged_models", "a model's record"),
+    ("INSERT INTO metrics", "a metric"),
+    ("latest_metrics", "a metric"),
+    ("INSERT INTO params", "a param"),
+    ("INSERT INTO tags", "a tag"),
+)
+
+
+def quiet_sql_errors() -> None:
+    """Keep MLflow's SQL store from logging each database error with a traceback; the error is still raised,
+    and sweeplab says it in one line (a full disk: `full_disk_line`). Call it once MLflow is imported: its
+    logging set-up resets the level of its loggers' children."""
+    logging.getLogger(SQL_LOG).setLevel(logging.CRITICAL)
+
+
+def _chain(error: BaseException) -> Iterator[BaseException]:
+    """`error` and the exceptions it was raised from or while handling, outermost first."""
+    seen: set[int] = set()
+    pending: list[BaseException | None] = [error]
+    while pending:
+        current = pending.pop(0)
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        pending += [current.__cause__, current.__context__]
+
+
+def full_disk(error: BaseException) -> bool:
+    """Whether `error` comes from a full disk (or quota): an OSError ENOSPC, or SQLite's "database or disk is full"
+    however MLflow and SQLAlchemy wrapped it."""
+    return any((isinstance(e, OSError) and e.errno in FULL_ERRNOS) or SQLITE_FULL in str(e) for e in _chain(error))
+
+
+def unwritten(error: BaseException) -> str:
+    """What the full disk kept from being written, as far as `error` tells: a file, or a record of the store."""
+    for e in _chain(error):
+        if isinstance(e, OSError) and e.errno in FULL_ERRNOS and (e.filename2 or e.filename):
+            return f"the file {e.filename2 or e.filename}"
+    text = " ".join(str(e) for e in _chain(error))
+    return next((what for statement, what in SQL_WRITES if statement in text), "a record of the store")
+
+
+def store_folder(uri: str) -> str:
+    """Where a store keeps its data, as messages name it: a SQLite store's folder, else its URI."""
+    if uri.startswith("sqlite:///"):
+        return str(Path(uri.removeprefix("sqlite:///").split("?", 1)[0]).parent)
+    return shown(uri)
+
+
+def full_disk_line(uri: str, error: BaseException, running: list[str]) -> str:
+    """One line for a sweep stopped by a full disk: the store, what was not written, what stays RUNNING, what next."""
+    stays = (
+        f"; {', '.join(running)} {'stays' if len(running) == 1 else 'stay'} RUNNING there until then"
+        if running
+        else "; no run was left RUNNING"
+    )
+    return (
+        f"the disk under the MLflow store {store_folder(uri)} is full: {unwritten(error)} could not be written"
+        f"{stays}; free space there and rerun the same command, it resumes where it stopped"
+    )
