@@ -24,6 +24,7 @@ from sweeplab.perf import prewarm
 from sweeplab.perf.process import resume_gc
 from sweeplab.signals import handle_signals
 from sweeplab.sweep.cluster import WATCHED
+from sweeplab.sweep.data_check import check_data
 from sweeplab.sweep.launchers import parallel_jobs
 from sweeplab.sweep.plan import KIND_GRID, Plan, pass_to_jobs, plan
 from sweeplab.tracking import store, studies, tags
@@ -98,6 +99,7 @@ class SweepCallback(Callback):
         try:
             the_plan = plan(config)
             uri = store.check_store(config.tracking)  # a server that does not answer: refused here
+            check_data(config)  # once, before any job is launched or submitted
         except SweeplabError as err:
             fail(err, status=2)
         self.start_workers(config, the_plan, uri)  # joblib: they import TensorFlow and MLflow meanwhile
