@@ -36,13 +36,6 @@ class ArtifactWriteError(SweeplabError, RuntimeError):
     exit_status = 1
 
 
-class StoreFull(SweeplabError, RuntimeError):
-    """The disk under the MLflow store is full; the message names the store, what was not written, and that the
-    same command resumes once space is freed."""
-
-    exit_status = 1
-
-
 class CompareError(SweeplabError, RuntimeError):
     """Nothing to compare (no experiment, no runs, unknown param)."""
 
