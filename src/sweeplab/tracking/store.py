@@ -283,11 +283,19 @@ def full_disk(error: BaseException) -> bool:
     return any((isinstance(e, OSError) and e.errno in FULL_ERRNOS) or SQLITE_FULL in str(e) for e in _chain(error))
 
 
-def unwritten(error: BaseException) -> str:
-    """What the full disk kept from being written, as far as `error` tells: a file, or a record of the store."""
+def _full_file(error: BaseException) -> str | None:
+    """The file a full disk kept from being written, where `error` names one."""
     for e in _chain(error):
         if isinstance(e, OSError) and e.errno in FULL_ERRNOS and (e.filename2 or e.filename):
-            return f"the file {e.filename2 or e.filename}"
+            return str(e.filename2 or e.filename)
+    return None
+
+
+def unwritten(error: BaseException) -> str:
+    """What the full disk kept from being written, as far as `error` tells: a file, or a record of the store."""
+    file = _full_file(error)
+    if file is not None:
+        return f"the file {file}"
     text = " ".join(str(e) for e in _chain(error))
     return next((what for statement, what in SQL_WRITES if statement in text), "a record of the store")
 
@@ -300,13 +308,16 @@ def store_folder(uri: str) -> str:
 
 
 def full_disk_line(uri: str, error: BaseException, running: list[str]) -> str:
-    """One line for a sweep stopped by a full disk: the store, what was not written, what stays RUNNING, what next."""
+    """One line for a sweep stopped by a full disk: the disk, what was not written, what stays RUNNING, what next."""
+    folder, file = store_folder(uri), _full_file(error)
+    inside = file is None or Path(file).is_relative_to(folder)
+    disk = f"the MLflow store {folder}" if inside else "the MLflow store's artifacts"
     stays = (
         f"; {', '.join(running)} {'stays' if len(running) == 1 else 'stay'} RUNNING there until then"
         if running
         else "; no run was left RUNNING"
     )
     return (
-        f"the disk under the MLflow store {store_folder(uri)} is full: {unwritten(error)} could not be written"
-        f"{stays}; free space there and rerun the same command, it resumes where it stopped"
+        f"the disk under {disk} is full: {unwritten(error)} could not be written{stays}; "
+        "free space there and rerun the same command, it resumes where it stopped"
     )
