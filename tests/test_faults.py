@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from conftest import experiment_runs, require_module
-from sweeplab.tracking import store
+from sweeplab.tracking import full_disk as store
 
 GRID = ["-m", "lr=0.001,0.003,0.01,0.03,0.1", "data.limit=500", "epochs=1"]  # 5 jobs
 OPTUNA = ["-m", "hydra/sweeper=optuna", "hydra.sweeper.direction=maximize", "hydra.sweeper.n_trials=5",

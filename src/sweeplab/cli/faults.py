@@ -8,7 +8,7 @@ import os
 import sys
 from typing import Any, TextIO
 
-from sweeplab.tracking import store
+from sweeplab.tracking import full_disk as disk
 
 HYDRA_JOB_ERROR = "Error executing job with overrides:"  # Hydra's JobReturn.return_value writes it to sys.stderr
 
@@ -56,9 +56,9 @@ def still_running(studies: list[Any]) -> list[str]:
 
 def full_disk_line(error: BaseException, studies: list[Any]) -> str | None:
     """The one line for a multirun that `error` (a job's or the study's close) stopped on a full disk, or None."""
-    if not studies or not store.full_disk(error):
+    if not studies or not disk.full_disk(error):
         return None
-    return store.full_disk_line(studies[0].client.tracking_uri, error, still_running(studies))
+    return disk.full_disk_line(studies[0].client.tracking_uri, error, still_running(studies))
 
 
 def close_after(error: BaseException) -> None:
@@ -70,9 +70,9 @@ def close_after(error: BaseException) -> None:
     try:
         close_studies(error)
     except Exception as closing:
-        if not store.full_disk(closing):
+        if not disk.full_disk(closing):
             raise
-        error = error if store.full_disk(error) else closing
+        error = error if disk.full_disk(error) else closing
     line = full_disk_line(error, [c.study for c in SweepCallback.instances if c.study is not None])
     if line is not None:
         error_line(line)
