@@ -18,6 +18,7 @@ from omegaconf import DictConfig
 from sweeplab import compat
 from sweeplab.backend import quiet_start, select_backend
 from sweeplab.cli import fail, stopped
+from sweeplab.cli.faults import drop_hydra_job_errors
 from sweeplab.config import CONF_DIR, register_configs
 from sweeplab.errors import SweeplabError
 from sweeplab.objective import objective_of
@@ -111,12 +112,11 @@ def run(app: Callable[[], Any] | None = None) -> NoReturn:
     """`python sweep.py`: main() (or another Hydra app, `app`), then the process ends without the
     interpreter's teardown. The garbage collector pauses until the job has imported what it needs; the
     libraries start quietly in this process and in the processes it starts (sweeplab.backend.quiet_start)."""
-    from sweeplab.cli.faults import drop_hydra_job_errors
     from sweeplab.sweep.callback import last_outcome
 
     quiet_start()
-    drop_hydra_job_errors()  # sweeplab reports a failed job; Hydra's own line about it is left out
     pause_gc()
+    drop_hydra_job_errors()  # sweeplab reports a failed job; Hydra's own line about it is left out
     try:
         (app or main)()
     except SystemExit as done:
