@@ -1,11 +1,13 @@
 """A sweep whose artifact store fills up for real (a small tmpfs): the job that cannot write fails in one line
 naming the path and ends FAILED, finished runs and their files stay whole, the sweep goes on, and once space is
-freed the same command trains only what did not finish. The SQLite store itself stays on the ordinary disk."""
+freed the same command trains only what did not finish. The first test keeps the SQLite store on the ordinary
+disk; the second puts the whole default store (mlruns/) on the full disk."""
 
 from __future__ import annotations
 
 import hashlib
 import shutil
+import sqlite3
 import subprocess
 import zipfile
 from collections.abc import Iterator
@@ -117,3 +119,49 @@ def test_a_disk_that_fills_mid_sweep_fails_the_job_keeps_the_rest_and_resumes(
         assert_whole(client, next(r for r in runs[lr] if r.info.status == "FINISHED"))
     assert digest(small_disk / "artifacts" / kept.info.run_id) == before  # its files untouched
     assert client.get_run(parent).info.status == "FINISHED"  # the same parent, now complete
+
+
+# The laptop's case: the whole default store (mlruns/: SQLite and artifacts) on one disk that fills up.
+WHOLE_STORE_SWEEP = ["-m", "lr=0.03,0.1,0.3", "data.limit=500", "data.validation_size=500", "epochs=2",
+                     "training.verbose=0", "training.jit_compile=false"]  # fmt: skip
+WHOLE_STORE_FREE = 3_000_000  # the store's database and the first job fit, the second job's model does not
+
+
+@pytest.mark.slow
+def test_a_full_disk_under_the_whole_store_ends_in_one_line_and_resumes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)  # the default store: ./mlruns/mlflow.db
+    mlruns = tmp_path / "mlruns"
+    mlruns.mkdir()
+    mount = shutil.which("mount")
+    done = mount and subprocess.run([mount, "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(mlruns)], capture_output=True)
+    require(bool(done) and done.returncode == 0, "cannot mount a tmpfs here (needs root or CAP_SYS_ADMIN)")
+    try:
+        filler = mlruns / "filler"
+        filler.write_bytes(b"\0" * (shutil.disk_usage(mlruns).free - WHOLE_STORE_FREE))
+        first = run_cli(WHOLE_STORE_SWEEP, cwd=tmp_path, timeout=300)
+        lines = first.stderr.splitlines()
+        assert first.returncode == 1, first.stderr[-3000:]
+        assert lines and all(line.startswith("sweeplab: ") for line in lines), first.stderr[-3000:]
+        (full,) = [line for line in lines if "the disk under the MLflow store" in line]
+        assert full.startswith(f"sweeplab: error: the disk under the MLflow store {mlruns} is full: "), full
+        assert "could not be written" in full and "rerun the same command, it resumes" in full, full
+        with sqlite3.connect(mlruns / "mlflow.db") as db:
+            assert db.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+            running = [r for (r,) in db.execute("SELECT run_uuid FROM runs WHERE status = 'RUNNING'")]
+        assert all(run_id in full for run_id in running), full  # what stays RUNNING is said
+        assert ("stay RUNNING" in full or "stays RUNNING" in full) == bool(running), full
+
+        filler.unlink()  # space is freed: the same command finishes the sweep
+        again = run_cli(WHOLE_STORE_SWEEP, cwd=tmp_path, timeout=300)
+        assert again.returncode == 0, again.stderr[-3000:]
+        assert "FINISHED: 3 of 3 jobs finished" in again.stdout, again.stdout[-3000:]
+        client = MlflowClient(f"sqlite:///{mlruns / 'mlflow.db'}")
+        runs = experiment_runs(client)
+        assert not [r for r in runs if r.info.status == "RUNNING"]
+        finished = {r.data.params.get("lr") for r in runs if r.info.status == "FINISHED" and "lr" in r.data.params}
+        assert finished >= {"0.03", "0.1", "0.3"}
+    finally:
+        if subprocess.run(["umount", str(mlruns)], capture_output=True).returncode != 0:
+            subprocess.run(["umount", "-l", str(mlruns)], check=True)

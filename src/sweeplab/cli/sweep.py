@@ -18,6 +18,7 @@ from omegaconf import DictConfig
 from sweeplab import compat
 from sweeplab.backend import quiet_start, select_backend
 from sweeplab.cli import error_line, exit_quickly, fail, stopped
+from sweeplab.cli.faults import close_after, drop_hydra_job_errors
 from sweeplab.config import CONF_DIR, register_configs
 from sweeplab.errors import SweeplabError, SweepRefused
 from sweeplab.objective import objective_of
@@ -70,16 +71,13 @@ def _report(func: Callable[[], Any], original: Callable[..., Any]) -> Any:
                 raise
             launched = launched_here()
             if launched.any_open():  # a job's failure (reported, in the summary) or the sweeper's own (one line)
-                show_errors(launched.close(error))
+                show_errors(close_after(launched, error))  # a full disk under the store: one line
                 sys.exit(1)
             if isinstance(error, SweeplabError):
                 fail(error)
             raise
 
     return original(composing)
-
-
-compat.wrap_hydra_error_report(_report)
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
@@ -143,6 +141,8 @@ def run(app: Callable[[], Any] | None = None) -> NoReturn:
     steady_malloc()
     quiet_start()
     pause_gc()
+    drop_hydra_job_errors()  # sweeplab reports a failed job; Hydra's own line about it is left out
+    compat.wrap_hydra_error_report(_report)  # Hydra's error report in sweeplab's words (bad overrides: one line)
     with launching() as launched:
         try:
             (app or main)()

@@ -26,6 +26,7 @@ from sweeplab.errors import LauncherError, StudyError, SweeplabError, SweepRefus
 from sweeplab.perf import prewarm
 from sweeplab.perf.process import resume_gc
 from sweeplab.signals import handle_signals
+from sweeplab.sweep.data_check import check_data
 from sweeplab.sweep.launchers import check_launcher, parallel_jobs
 from sweeplab.sweep.plan import KIND_GRID, Plan, pass_to_jobs, plan
 from sweeplab.tracking import store, studies
@@ -111,6 +112,7 @@ class SweepCallback(Callback):
             check_launcher(config.hydra.launcher)
             the_plan = plan(config)
             uri = store.check_store(config.tracking)  # a server that does not answer: refused here
+            check_data(config)  # once, before any job is launched or submitted
         except SweeplabError as err:
             raise SweepRefused(err) from err
         self.start_workers(config, the_plan, uri)  # joblib: they import TensorFlow and MLflow meanwhile

@@ -207,6 +207,7 @@ def connect(tracking: DictConfig) -> str:
     import mlflow
 
     uri = check_store(tracking)
+    quiet_sql_errors()  # after MLflow's import, which sets up its loggers
     mlflow.set_tracking_uri(uri)
     return uri
 
@@ -237,3 +238,13 @@ def experiment_id(client: MlflowClient, name: str) -> str:
         return client.create_experiment(name)
     except MlflowException:  # created by another process since our lookup
         return client.get_experiment_by_name(name).experiment_id
+
+
+SQL_LOG = "mlflow.store.db.utils"  # logs every SQLAlchemy error with its traceback before raising it
+
+
+def quiet_sql_errors() -> None:
+    """Keep MLflow's SQL store from logging each database error with a traceback; the error is still raised and
+    sweeplab says it in one line (a full disk: sweeplab.tracking.full_disk). Call it once MLflow is imported:
+    its logging set-up resets the level of its loggers' children."""
+    logging.getLogger(SQL_LOG).setLevel(logging.CRITICAL)
