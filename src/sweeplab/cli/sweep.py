@@ -33,7 +33,7 @@ register_configs()
 _in_job = False  # set once Hydra hands over to the job: its errors keep Hydra's own report
 
 
-def one_line(error: BaseException) -> str:
+def composition_error_line(error: BaseException) -> str:
     """Hydra's composition error on one line: the message and cause, without the search path and keys."""
     parts: list[str] = []
     for part in (error, error.__cause__):
@@ -65,7 +65,7 @@ def _report(func: Callable[[], Any], original: Callable[..., Any]) -> Any:
         except CompactHydraException as error:
             if _in_job or os.environ.get("HYDRA_FULL_ERROR") == "1":
                 raise
-            fail(one_line(error))
+            fail(composition_error_line(error))
         except Exception as error:
             if os.environ.get("HYDRA_FULL_ERROR") == "1":
                 raise
