@@ -98,19 +98,50 @@ def client(store: str) -> MlflowClient:
     return MlflowClient(tracking_uri=store)
 
 
+# Runs a script as `python script args` would, and at exit (sys.exit and sweeplab's quick exit run atexit
+# hooks) writes the names of every module the process imported to $TEST_IMPORTS_FILE, one per line.
+WATCHED_MAIN = """
+import atexit, os, runpy, sys
+def _imports():
+    with open(os.environ["TEST_IMPORTS_FILE"], "w") as out:
+        out.write("\\n".join(sorted(sys.modules)))
+atexit.register(_imports)
+sys.argv = sys.argv[1:]
+sys.path[0] = os.path.dirname(sys.argv[0])
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+HEAVY = ("tensorflow", "keras", "jax", "torch")  # what a command refused before any work must not import
+
+
 def run_cli(
-    args: list[str], cwd: Path, env: dict[str, str] | None = None, timeout: float = 600, script: str = "sweep.py"
+    args: list[str],
+    cwd: Path,
+    env: dict[str, str] | None = None,
+    timeout: float = 600,
+    script: str = "sweep.py",
+    imports: Path | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """The real entry point in a fresh process, output captured."""
+    """The real entry point in a fresh process, output captured; with `imports`, the names of the modules the
+    process imported are written there at its exit (see imported_heavy)."""
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    watch = ["-c", WATCHED_MAIN] if imports else []
+    if imports:
+        full_env["TEST_IMPORTS_FILE"] = str(imports)
     return subprocess.run(
-        [sys.executable, str(ROOT / script), *args],
+        [sys.executable, *watch, str(ROOT / script), *args],
         cwd=cwd,
         env=full_env,
         capture_output=True,
         text=True,
         timeout=timeout,
     )
+
+
+def imported_heavy(imports: Path) -> list[str]:
+    """The heavy packages (TensorFlow, Keras, JAX, torch) a run_cli(..., imports=...) process imported: what it
+    did, not what it printed. Fails if the process never got to write the list."""
+    assert imports.is_file(), f"the process wrote no list of its imports to {imports}"
+    return sorted({name.split(".")[0] for name in imports.read_text().split()} & set(HEAVY))
 
 
 @contextlib.contextmanager

@@ -14,7 +14,7 @@ import time
 import pytest
 from mlflow.tracking import MlflowClient
 
-from conftest import LIGHT, QUICK, ROOT, experiment_runs
+from conftest import LIGHT, QUICK, ROOT, experiment_runs, imported_heavy
 from sweeplab.datasets import IDX_FILES, keras_cache_dir
 
 BAD_INPUTS = [
@@ -38,15 +38,13 @@ BAD_INPUTS = [
 
 @pytest.mark.parametrize(("args", "named"), BAD_INPUTS, ids=[" ".join(a) for a, _ in BAD_INPUTS])
 def test_bad_input_is_refused_in_one_line_before_any_work(args, named, cli, tmp_path) -> None:
-    started = time.monotonic()
-    proc = cli(*args, timeout=120)
-    assert proc.returncode != 0
+    proc = cli(*args, timeout=120, imports=tmp_path / "imports.txt")
+    assert proc.returncode == 2, proc.stderr  # README: 2 for input refused before any work
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, proc.stderr
     assert lines[0].startswith("sweeplab: error: ") and named in lines[0]
-    assert "tensorflow" not in proc.stderr.lower()  # refused before TensorFlow was loaded
+    assert imported_heavy(tmp_path / "imports.txt") == []  # refused before TensorFlow (or Keras) was imported
     assert not (tmp_path / "mlruns" / "mlflow.db").exists()  # the store was not even opened
-    assert time.monotonic() - started < 60
 
 
 def test_missing_and_corrupt_dataset_files_are_named(tmp_path, cli, client) -> None:
@@ -67,10 +65,9 @@ def test_unreachable_tracking_server_fails_fast_naming_it(cli) -> None:
     from sweeplab.tracking.ui import free_port
 
     uri = f"http://127.0.0.1:{free_port()}"
-    started = time.monotonic()
+    # Fast means no retries: a hang past the timeout fails the test (how fast it is belongs in bench/).
     proc = cli("epochs=1", env={"MLFLOW_TRACKING_URI": uri}, timeout=120)
     assert proc.returncode == 2 and uri in proc.stderr and "does not answer" in proc.stderr
-    assert time.monotonic() - started < 30
 
 
 def wait_for(predicate, timeout: float, what: str):
@@ -127,7 +124,7 @@ def test_a_signal_mid_run_ends_it_killed_keeping_its_epochs(signum, tmp_path, st
 def test_a_diverging_run_stops_at_once_and_fails(cli, client) -> None:
     args = ["data.limit=2000", "epochs=20", "activation=linear", "lr=10", "training.verbose=0"]
     proc = cli(*args, "tracking.log_model=false", *LIGHT)
-    assert proc.returncode != 0
+    assert proc.returncode == 1, proc.stderr[-3000:]  # README: 1 for work that failed
     (run,) = experiment_runs(client)
     assert run.info.status == "FAILED"
     reason = run.data.tags["sweeplab.error"]
