@@ -7,6 +7,7 @@ import fcntl
 import json
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -157,11 +158,11 @@ def tracking_server(folder: Path) -> Iterator[Any]:
 @contextlib.contextmanager
 def served_model(model_uri: str, log: Path, env: dict[str, str] | None = None) -> Iterator[str]:
     """`mlflow models serve` of `model_uri` on a free local port (the venv's bin on PATH: it runs uvicorn),
-    until it answers /ping; yields its URL and stops it (its process group) afterwards."""
+    until it answers /ping from its own socket; yields its URL and stops it (its process group) afterwards."""
     import time
     import urllib.request
 
-    from sweeplab.tracking.ui import UiServer, free_port
+    from sweeplab.tracking.ui import UiServer, free_port, serves_on
 
     port = free_port()
     env = {**os.environ, **(env or {}), "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
@@ -176,7 +177,7 @@ def served_model(model_uri: str, log: Path, env: dict[str, str] | None = None) -
     def answers() -> bool:
         try:
             with urllib.request.urlopen(f"{server.url}/ping", timeout=2) as response:
-                return response.status == 200
+                return response.status == 200 and serves_on(process, port)  # this server, not another's
         except OSError:
             return False
 
@@ -284,7 +285,13 @@ def _build_small_sweep(folder: Path, keras_home: Path) -> dict:
         client.log_metric(outside.info.run_id, "val_loss", 1 - value, step=step)
     client.log_metric(outside.info.run_id, "test_accuracy", 0.87)
     client.set_terminated(outside.info.run_id, "FINISHED")
+    # A copy of the store as built, for the tests that count runs: other tests write to the shared one.
+    snapshot = folder / "mlruns" / "snapshot.db"
+    with contextlib.closing(sqlite3.connect(folder / "mlruns" / "mlflow.db")) as source:
+        with contextlib.closing(sqlite3.connect(snapshot)) as copy:
+            source.backup(copy)
     return {
+        "snapshot": f"sqlite:///{snapshot}",
         "folder": str(folder),
         "uri": uri,
         "experiment_id": exp_id,
