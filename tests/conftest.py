@@ -33,7 +33,15 @@ LIGHT = ["data.validation_size=1000", "training.jit_compile=false"]
 
 
 # CI (.ci/run, CI=true) installs every part the tests use: there a missing part is a failure, never a skip.
-ON_CI = os.environ.get("CI") == "true"
+# Any true-ish CI counts (true, True, 1, yes): only unset, empty, 0, false, no and off do not.
+ON_CI = os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no", "off")
+
+
+def pytest_deselected(items: list[pytest.Item]) -> None:
+    """Under CI the whole suite runs: a -k or -m (from the command line, PYTEST_ADDOPTS or the config) that
+    leaves defined tests out fails the run, as a skip does (deselected tests would pass unseen)."""
+    if ON_CI and items:
+        raise pytest.UsageError(f"CI runs the whole suite: {len(items)} defined tests deselected (-k or -m)")
 
 
 def require(available: bool, what: str) -> None:
