@@ -121,8 +121,8 @@ def describe_pair(r: PairResult, corrected: bool = False) -> str:
     if r.seeds < MIN_RUNS:  # no figure from a single run (NO_FIGURES says why, once)
         return f"{r.a} vs {r.b}: difference {r.difference:+.4f}, {better}, {how}, no interval or p-value: {said}."
     p = r.p_holm if corrected else r.p_value
-    shown = f"{p:.4f}" if p >= 0.0001 else "< 0.0001"
-    holm = f", Holm-adjusted p = {shown}" if corrected else f", p = {shown}"
+    shown = f"= {p:.4f}" if p >= 0.0001 else "< 0.0001"
+    holm = f", Holm-adjusted p {shown}" if corrected else f", p {shown}"
     return (
         f"{r.a} vs {r.b}: difference {r.difference:+.4f} ({r.level * 100:g}% CI {r.diff_ci_low:+.4f} to "
         f"{r.diff_ci_high:+.4f}), {better} ({r.p_ci_low:.2f} to {r.p_ci_high:.2f}), {how}{holm}: {said}."
