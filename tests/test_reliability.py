@@ -17,20 +17,16 @@ from mlflow.tracking import MlflowClient
 from conftest import LIGHT, QUICK, ROOT, experiment_runs, imported_heavy
 from sweeplab.datasets import IDX_FILES, keras_cache_dir
 
+# One command per way a command line is refused (validate's rule, Hydra's unknown group, key, type, an empty
+# sweep, a tuner space); every rule of validate has its own case in test_config.py, in-process.
 BAD_INPUTS = [
     (["lr=-1"], "lr=-1"),
-    (["lr=0"], "lr=0"),
-    (["depth=0"], "depth=0"),
-    (["width=0"], "width=0"),
-    (["epochs=0"], "epochs=0"),
-    (["batch_size=0"], "batch_size=0"),
     (["optimizer=adamm"], "optimizer/adamm"),
     (["activation=relux"], "activation=relux"),
     (["data=cifar"], "data/cifar"),
     (["no_such_key=1"], "no_such_key"),
     (["lr=fast"], "lr=fast"),
     (["data.limit=60000"], "data.limit=60000"),
-    (["data.limit=-3"], "data.limit=-3"),
     (["-m", "lr="], "lr="),
     (["tuner=random", "tuner.space.depth=[4,1]"], "tuner.space.depth"),
 ]

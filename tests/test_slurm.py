@@ -25,7 +25,7 @@ pytestmark = pytest.mark.slow
 
 TINY = ["data.limit=1000", "training.verbose=2", "tracking.log_model=false", *LIGHT]
 # One short job, one long enough to be stopped mid-training; the rerun trains the long one again.
-LONG_EPOCHS = 60
+LONG_EPOCHS = 40
 INTERRUPTED = ["-m", f"epochs=1,{LONG_EPOCHS}", *TINY]
 
 
