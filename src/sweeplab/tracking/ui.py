@@ -116,14 +116,18 @@ def start_ui(
             process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         server = UiServer(process=process, url=url, log=log)
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and process.poll() is None:
+        taken = False
+        while time.monotonic() < deadline and process.poll() is None and not taken:
             if _answers(url) and serves_on(process, chosen):
                 return server
+            # uvicorn says so and ends, while `mlflow server` itself may stay up: the port is another's.
+            taken = "address already in use" in log.read_text(errors="replace")
             time.sleep(0.5)
-        taken = process.poll() is not None and not serves_on(process, chosen) and _answers(url)
         server.stop()
         if taken and port is None and attempt < 2:
-            continue  # another server took the port between free_port and our bind
+            continue  # another process took the port between free_port and our bind
+        if taken:
+            raise RuntimeError(f"mlflow {kind} could not bind {url}: another process holds it; see {log}")
         if process.returncode is not None and process.returncode >= 0:
             raise RuntimeError(f"mlflow {kind} exited with {process.returncode}: {log.read_text()[-2000:]}")
         break
