@@ -10,7 +10,7 @@ SERVE_PORT ?= 5002
 export KERAS_HOME
 
 .DEFAULT_GOAL := help
-.PHONY: help setup data run test lint ui serve bench bench-quick clean
+.PHONY: help setup data run test lint ui serve bench bench-quick mutants clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -40,8 +40,12 @@ test: setup ## run the test suite (real Keras, real MLflow, a SLURM cluster, ser
 	$(BIN)/python -m pytest $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 lint: setup ## ruff check and format check
-	$(BIN)/ruff check src tests bench sweep.py compare.py predict.py
-	$(BIN)/ruff format --check src tests bench sweep.py compare.py predict.py
+	$(BIN)/ruff check src tests bench tools sweep.py compare.py predict.py
+	$(BIN)/ruff format --check src tests bench tools sweep.py compare.py predict.py
+
+# Deliberate bugs, each in a copy of the tree, against the tests that should catch them (docs/testing.md).
+mutants: setup ## apply each deliberate bug to a copy and run its tests: killed or survived (MUTANTS=name part)
+	$(BIN)/python tools/mutants.py $(if $(MUTANTS),-k "$(MUTANTS)")
 
 ui: setup ## open the MLflow UI on the project's store (mlruns/) at http://127.0.0.1:5000; UI_PORT=... for another port
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db --default-artifact-root ./mlruns \

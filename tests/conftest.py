@@ -7,6 +7,7 @@ import fcntl
 import json
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -32,7 +33,15 @@ LIGHT = ["data.validation_size=1000", "training.jit_compile=false"]
 
 
 # CI (.ci/run, CI=true) installs every part the tests use: there a missing part is a failure, never a skip.
-ON_CI = os.environ.get("CI") == "true"
+# Any true-ish CI counts (true, True, 1, yes): only unset, empty, 0, false, no and off do not.
+ON_CI = os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no", "off")
+
+
+def pytest_deselected(items: list[pytest.Item]) -> None:
+    """Under CI the whole suite runs: a -k or -m (from the command line, PYTEST_ADDOPTS or the config) that
+    leaves defined tests out fails the run, as a skip does (deselected tests would pass unseen)."""
+    if ON_CI and items:
+        raise pytest.UsageError(f"CI runs the whole suite: {len(items)} defined tests deselected (-k or -m)")
 
 
 def require(available: bool, what: str) -> None:
@@ -98,19 +107,50 @@ def client(store: str) -> MlflowClient:
     return MlflowClient(tracking_uri=store)
 
 
+# Runs a script as `python script args` would, and at exit (sys.exit and sweeplab's quick exit run atexit
+# hooks) writes the names of every module the process imported to $TEST_IMPORTS_FILE, one per line.
+WATCHED_MAIN = """
+import atexit, os, runpy, sys
+def _imports():
+    with open(os.environ["TEST_IMPORTS_FILE"], "w") as out:
+        out.write("\\n".join(sorted(sys.modules)))
+atexit.register(_imports)
+sys.argv = sys.argv[1:]
+sys.path[0] = os.path.dirname(sys.argv[0])
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+HEAVY = ("tensorflow", "keras", "jax", "torch")  # what a command refused before any work must not import
+
+
 def run_cli(
-    args: list[str], cwd: Path, env: dict[str, str] | None = None, timeout: float = 600, script: str = "sweep.py"
+    args: list[str],
+    cwd: Path,
+    env: dict[str, str] | None = None,
+    timeout: float = 600,
+    script: str = "sweep.py",
+    imports: Path | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """The real entry point in a fresh process, output captured."""
+    """The real entry point in a fresh process, output captured; with `imports`, the names of the modules the
+    process imported are written there at its exit (see imported_heavy)."""
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    watch = ["-c", WATCHED_MAIN] if imports else []
+    if imports:
+        full_env["TEST_IMPORTS_FILE"] = str(imports)
     return subprocess.run(
-        [sys.executable, str(ROOT / script), *args],
+        [sys.executable, *watch, str(ROOT / script), *args],
         cwd=cwd,
         env=full_env,
         capture_output=True,
         text=True,
         timeout=timeout,
     )
+
+
+def imported_heavy(imports: Path) -> list[str]:
+    """The heavy packages (TensorFlow, Keras, JAX, torch) a run_cli(..., imports=...) process imported: what it
+    did, not what it printed. Fails if the process never got to write the list."""
+    assert imports.is_file(), f"the process wrote no list of its imports to {imports}"
+    return sorted({name.split(".")[0] for name in imports.read_text().split()} & set(HEAVY))
 
 
 @contextlib.contextmanager
@@ -126,11 +166,11 @@ def tracking_server(folder: Path) -> Iterator[Any]:
 @contextlib.contextmanager
 def served_model(model_uri: str, log: Path, env: dict[str, str] | None = None) -> Iterator[str]:
     """`mlflow models serve` of `model_uri` on a free local port (the venv's bin on PATH: it runs uvicorn),
-    until it answers /ping; yields its URL and stops it (its process group) afterwards."""
+    until it answers /ping from its own socket; yields its URL and stops it (its process group) afterwards."""
     import time
     import urllib.request
 
-    from sweeplab.tracking.ui import UiServer, free_port
+    from sweeplab.tracking.ui import UiServer, free_port, serves_on
 
     port = free_port()
     env = {**os.environ, **(env or {}), "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
@@ -145,7 +185,7 @@ def served_model(model_uri: str, log: Path, env: dict[str, str] | None = None) -
     def answers() -> bool:
         try:
             with urllib.request.urlopen(f"{server.url}/ping", timeout=2) as response:
-                return response.status == 200
+                return response.status == 200 and serves_on(process, port)  # this server, not another's
         except OSError:
             return False
 
@@ -253,7 +293,13 @@ def _build_small_sweep(folder: Path, keras_home: Path) -> dict:
         client.log_metric(outside.info.run_id, "val_loss", 1 - value, step=step)
     client.log_metric(outside.info.run_id, "test_accuracy", 0.87)
     client.set_terminated(outside.info.run_id, "FINISHED")
+    # A copy of the store as built, for the tests that count runs: other tests write to the shared one.
+    snapshot = folder / "mlruns" / "snapshot.db"
+    with contextlib.closing(sqlite3.connect(folder / "mlruns" / "mlflow.db")) as source:
+        with contextlib.closing(sqlite3.connect(snapshot)) as copy:
+            source.backup(copy)
     return {
+        "snapshot": f"sqlite:///{snapshot}",
         "folder": str(folder),
         "uri": uri,
         "experiment_id": exp_id,

@@ -19,6 +19,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sweeplab.tracking.ui import free_port
+
 COMMANDS = ("munged", "mungekey", "slurmctld", "slurmd", "sbatch", "squeue", "scancel", "sinfo", "srun")
 PARTITION = "main"
 
@@ -39,9 +41,12 @@ class Cluster:
     def env(self) -> dict[str, str]:
         return {"SLURM_CONF": str(self.conf)}
 
-    def run(self, *command: str) -> str:
-        """A Slurm command against this cluster; its stdout."""
+    def run(self, *command: str, check: bool = True) -> str:
+        """A Slurm command against this cluster; its stdout. A command that fails raises (`check`): an empty
+        answer from a dead controller must not read as "nothing queued"."""
         done = subprocess.run(command, env={**os.environ, **self.env}, capture_output=True, text=True, timeout=60)
+        if check and done.returncode != 0:
+            raise RuntimeError(f"{' '.join(command)} exited with {done.returncode}: {done.stderr.strip()[-1000:]}")
         return done.stdout
 
     def queued(self) -> list[str]:
@@ -63,12 +68,6 @@ def missing_part() -> str | None:
     except KeyError:
         return "no munge user (apt-get install munge creates it)"
     return None
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def memory_mb() -> int:
@@ -163,7 +162,7 @@ def start_cluster(folder: Path) -> Cluster:
             cluster.processes.append(
                 subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
             )
-        idle = wait_for(lambda: cluster.run("sinfo", "-h", "-N", "-o", "%T").strip() == "idle", 60)
+        idle = wait_for(lambda: cluster.run("sinfo", "-h", "-N", "-o", "%T", check=False).strip() == "idle", 60)
         if not idle:
             logs = " | ".join(
                 (folder / f"{d}.log").read_text()[-600:]
@@ -180,7 +179,7 @@ def start_cluster(folder: Path) -> Cluster:
 def stop_cluster(cluster: Cluster) -> None:
     """Cancel what is left, then stop the daemons by PID (slurmd, slurmctld, munged); remove munge's folder."""
     if cluster.conf.exists():
-        cluster.run("scancel", "--full", "--user=root")
+        cluster.run("scancel", "--full", "--user=root", check=False)
     for process in reversed(cluster.processes):
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)

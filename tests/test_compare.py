@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import statistics
+from pathlib import Path
 
+import mlflow
 import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
@@ -100,7 +102,8 @@ def test_compare_runs_matches_client_numbers(small_sweep: dict) -> None:
 
 
 def test_whole_experiment_counts_the_outside_run_and_leaves_out_the_parent(small_sweep: dict) -> None:
-    run_set = load_runs(experiment="fashion_mnist", tracking_uri=small_sweep["uri"])
+    # The store as the fixture left it: other tests write to the shared one (models, reports) meanwhile.
+    run_set = load_runs(experiment="fashion_mnist", tracking_uri=small_sweep["snapshot"])
     comparison = compare_runs(run_set.runs, run_set.histories, "optimizer")
     assert list(comparison.table.index) == ["adam", "rmsprop", "sgd"]
     rmsprop = comparison.table.loc["rmsprop"]
@@ -179,6 +182,38 @@ def test_report_for_sweep_returns_the_text_the_sweep_prints(small_sweep: dict, t
     assert text.startswith(f"Comparison by lr - experiment fashion_mnist, sweep {SWEEP_NAME}")
     assert "0.001 leads runner-up 0.01" in text or "0.01 leads runner-up 0.001" in text
     assert (tmp_path / "report.html").is_file()
+
+
+@pytest.mark.slow
+def test_the_sweep_printed_its_comparison(small_sweep: dict) -> None:
+    """The report printed at the end of the sweep (sweep/summary.py) is compare.py's for the sweep's runs."""
+    from sweeplab.compare.report import display_table
+    from sweeplab.compare.runs import compare_run_set
+
+    printed = small_sweep["output"]
+    assert "no comparison report" not in printed
+    run_set = load_runs(sweep=small_sweep["parent_id"], tracking_uri=small_sweep["snapshot"])
+    by = "optimizer.name"  # the swept axis, as the sweep named it
+    comparison = compare_run_set(run_set, by, "last", "val_accuracy", "max")
+    assert printed.count(f"Comparison by {by} - experiment fashion_mnist, sweep ") == 1, printed[-3000:]
+    printed = printed[printed.index(f"Comparison by {by}") :]
+    assert display_table(comparison).to_string() in printed, printed[-3000:]
+    assert all(line in printed for line in comparison.verdict.splitlines()), printed[-3000:]
+    assert "Report: " in printed
+
+
+def test_a_failing_comparison_report_is_said_on_stderr(tmp_path: Path, capsys) -> None:
+    """The sweep is done when its report is made: a report that fails does not fail it, but is seen."""
+    from sweeplab.objective import objective_from
+    from sweeplab.sweep.summary import print_comparison
+
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    mlflow.search_experiments()  # the store made (MLflow logs that on stderr) before the output is read
+    capsys.readouterr()
+    table = pd.DataFrame({"job": [1], "status": ["FINISHED"], "run_id": ["r1"]})
+    print_comparison("no-such-parent", {"lr": "0.1,0.01"}, table, objective_from("val_accuracy", "max"))
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith("sweeplab: no comparison report ("), (out, err)
 
 
 def test_a_study_of_seed_runs_counts_its_grandchildren_not_the_aggregates(tmp_path, capsys) -> None:

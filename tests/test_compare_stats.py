@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import re
 
 import numpy as np
 import pandas as pd
@@ -89,7 +90,12 @@ def test_iqm_is_scipys_trim_mean_of_a_quarter(n: int) -> None:
 def test_holm_adjusts_p_values_and_levels() -> None:
     adjusted, levels = stats.holm([0.01, 0.04, 0.03])
     assert adjusted == pytest.approx([0.03, 0.06, 0.06])
-    assert levels == pytest.approx([1 - 0.05 / 3, 1 - 0.05, 1 - 0.05 / 2])
+    # The step-down stops at 0.03 (2 x 0.03 >= 0.05): 0.04 keeps that level, where its interval holds 0 too.
+    assert levels == pytest.approx([1 - 0.05 / 3, 1 - 0.05 / 2, 1 - 0.05 / 2])
+    assert stats.holm([0.01, 0.02, 0.04]) == (
+        pytest.approx([0.03, 0.04, 0.04]),
+        pytest.approx([1 - 0.05 / 3, 1 - 0.05 / 2, 1 - 0.05]),
+    )
     assert stats.holm([0.2]) == ([0.2], [0.95])
     groups = {
         "a": [v + 0.1 for v in NOISY],
@@ -103,7 +109,59 @@ def test_holm_adjusts_p_values_and_levels() -> None:
     assert sorted(r.level for r in comparison.comparisons) == pytest.approx([0.95, 1 - 0.05 / 2, 1 - 0.05 / 3])
     assert all(r.p_holm >= r.p_value for r in comparison.comparisons)
     assert by_other["b"].distinguishable and "Holm's correction over 3 comparisons" in comparison.verdict
-    assert "Holm-adjusted p = " in comparison.verdict
+    assert "Holm-adjusted p < 0.0001" in comparison.verdict  # every resample on one side
+
+
+P_VALUE = re.compile(r"\bp [=<] ")  # a printed p-value: `p = 0.0123`, `p < 0.0001`, `Holm-adjusted p = ...`
+
+
+def excludes_zero(low: float, high: float) -> bool:
+    return bool(low > 0 or high < 0)
+
+
+@pytest.mark.parametrize("n", [0, 2, 3, 5, 10])
+def test_p_value_is_below_alpha_exactly_when_the_interval_excludes_zero(n: int) -> None:
+    """Read off the same resamples at the same level (and expansion for n runs), p and interval agree."""
+    rng = np.random.default_rng(n)
+    disagreements = []
+    for shift in np.linspace(0.0, 0.6, 61):
+        samples = rng.normal(shift, 0.2, 2_000)
+        p = stats.percentile_p_value(samples, n)
+        for level in (0.5, 0.9, 0.95, 0.975, 1 - 0.05 / 3, 0.99):
+            if (p < 1 - level) != excludes_zero(*stats.percentile_interval(samples, level, n)):
+                disagreements.append((round(float(shift), 3), level, p))
+    assert disagreements == []
+    assert stats.percentile_p_value(np.zeros(100), n) == 1.0 and stats.percentile_p_value(np.ones(100), n) == 0.0
+
+
+def test_the_printed_p_value_agrees_with_the_interval_beside_it() -> None:
+    """The Optuna study of the issue: 3 sgd and 5 adam runs, unpaired, printed "95% CI -0.0156 to +0.7090 ...
+    p = 0.0096" (a p-value from the plain percentiles beside an expanded interval). Now one reading of the
+    resamples gives both, and with Holm's correction over several groups each adjusted p agrees with its
+    interval at the adjusted level."""
+    study = {"adam": [0.82, 0.85, 0.84, 0.12, 0.83], "sgd": [0.10, 0.62, 0.11]}
+    groups = {**study, "rmsprop": [0.60, 0.70, 0.65, 0.68], "adagrad": [0.79, 0.80, 0.81, 0.845, 0.78]}
+    for runs in (study, groups, {"a": [v + 0.1 for v in NOISY], "b": NOISY, "c": [v + 0.099 for v in NOISY]}):
+        comparison = compare_runs(runs_frame(runs), {}, "opt")
+        for r in comparison.comparisons:
+            p = r.p_holm if len(comparison.comparisons) > 1 else r.p_value
+            assert (p < stats.ALPHA) == excludes_zero(r.diff_ci_low, r.diff_ci_high), r
+            assert r.distinguishable <= (p < stats.ALPHA)
+
+
+def test_one_run_per_group_prints_no_interval_nor_p_value_and_says_why_once() -> None:
+    """`sweep.py -m lr=0.001,0.01,0.1`: one run per group. An interval or a p-value from one run means nothing."""
+    comparison = compare_runs(runs_frame({"0.1": [0.80], "0.01": [0.70], "0.001": [0.60]}), {}, "opt")
+    assert [r.b for r in comparison.comparisons] == ["0.01", "0.001"]
+    assert all(math.isnan(r.p_value) and math.isnan(r.diff_ci_low) for r in comparison.comparisons)
+    assert "CI" not in comparison.verdict and not P_VALUE.search(comparison.verdict), comparison.verdict
+    assert comparison.verdict.count("a single run has no spread to judge by") == 1, comparison.verdict
+    assert "Holm" not in comparison.verdict and not comparison.distinguishable
+    # A group with one run beside groups with several: figures only where both have a spread.
+    mixed = compare_runs(runs_frame({"a": [v + 0.1 for v in NOISY], "b": NOISY, "c": [0.5]}), {}, "opt")
+    lines = {r.b: line for r in mixed.comparisons for line in mixed.verdict.splitlines() if f"a vs {r.b}:" in line}
+    assert "CI" in lines["b"] and P_VALUE.search(lines["b"]) and "CI" not in lines["c"]
+    assert not P_VALUE.search(lines["c"])
 
 
 def test_seeds_needed_is_the_normal_power_formula() -> None:

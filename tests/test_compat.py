@@ -93,8 +93,26 @@ def test_mlflow_digest_matches_its_own() -> None:
 
 
 def test_mlflow_requirements_check_and_sql_store() -> None:
-    compat.check_model_requirements(["numpy"])
+    """The check warns of a requirement the installed packages miss, and only then; the SQL store is loaded."""
+    import logging
+    import sys
+
+    warnings: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = warnings.append  # MLflow's loggers do not propagate to pytest's capture
+    logger = logging.getLogger("mlflow.utils.requirements_utils")
+    logger.addHandler(handler)
+    try:
+        compat.check_model_requirements(["numpy"])
+        assert warnings == []
+        compat.check_model_requirements(["numpy==0.0.1"])
+    finally:
+        logger.removeHandler(handler)
+    assert [w for w in warnings if "numpy==0.0.1" in w.getMessage()], moved("mlflow.utils.requirements_utils")
     compat.import_sql_store()
+    assert hasattr(sys.modules.get("mlflow.store.tracking.sqlalchemy_store"), "SqlAlchemyStore"), moved(
+        "mlflow.store.tracking.sqlalchemy_store"
+    )
 
 
 def test_mlflow_bulk_metric_read(client) -> None:

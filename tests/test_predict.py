@@ -44,7 +44,7 @@ def test_predict_run_model_on_first_test_images_matches_what_training_logged(sma
     assert result.returncode == 0, result.stderr[-2000:]
     rows = parse_table(result.stdout)
     assert len(rows) == 3  # the tutorial's first three test images
-    for row, (_, expected) in zip(rows, logged.iterrows(), strict=False):
+    for row, (_, expected) in zip(rows, logged.iterrows(), strict=True):
         # index, true, predicted, probability (class names have no spaces in Fashion-MNIST but 'Ankle boot')
         text = " ".join(row)
         assert text.startswith(f"{expected['index']} {expected['true']} {expected['predicted']} ")

@@ -14,23 +14,19 @@ import time
 import pytest
 from mlflow.tracking import MlflowClient
 
-from conftest import LIGHT, QUICK, ROOT, experiment_runs
+from conftest import LIGHT, QUICK, ROOT, experiment_runs, imported_heavy
 from sweeplab.datasets import IDX_FILES, keras_cache_dir
 
+# One command per way a command line is refused (validate's rule, Hydra's unknown group, key, type, an empty
+# sweep, a tuner space); every rule of validate has its own case in test_config.py, in-process.
 BAD_INPUTS = [
     (["lr=-1"], "lr=-1"),
-    (["lr=0"], "lr=0"),
-    (["depth=0"], "depth=0"),
-    (["width=0"], "width=0"),
-    (["epochs=0"], "epochs=0"),
-    (["batch_size=0"], "batch_size=0"),
     (["optimizer=adamm"], "optimizer/adamm"),
     (["activation=relux"], "activation=relux"),
     (["data=cifar"], "data/cifar"),
     (["no_such_key=1"], "no_such_key"),
     (["lr=fast"], "lr=fast"),
     (["data.limit=60000"], "data.limit=60000"),
-    (["data.limit=-3"], "data.limit=-3"),
     (["-m", "lr="], "lr="),
     (["tuner=random", "tuner.space.depth=[4,1]"], "tuner.space.depth"),
     # Typed choices (sweeplab.schema): Hydra's own message, on one line.
@@ -44,16 +40,13 @@ BAD_INPUTS = [
 
 @pytest.mark.parametrize(("args", "named"), BAD_INPUTS, ids=[" ".join(a) for a, _ in BAD_INPUTS])
 def test_bad_input_is_refused_in_one_line_before_any_work(args, named, cli, tmp_path) -> None:
-    started = time.monotonic()
-    proc = cli(*args, timeout=120)
-    assert proc.returncode != 0
+    proc = cli(*args, timeout=120, imports=tmp_path / "imports.txt")
+    assert proc.returncode == 2, proc.stderr  # README: 2 for input refused before any work
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, proc.stderr
     assert lines[0].startswith("sweeplab: error: ") and named in lines[0]
-    # Refused before TensorFlow was loaded (the backend's choices name it: not a sign that it loaded).
-    assert "tensorflow" not in proc.stderr.lower().replace("[tensorflow, jax]", "")
+    assert imported_heavy(tmp_path / "imports.txt") == []  # refused before TensorFlow (or Keras) was imported
     assert not (tmp_path / "mlruns" / "mlflow.db").exists()  # the store was not even opened
-    assert time.monotonic() - started < 60
 
 
 def test_missing_and_corrupt_dataset_files_are_named(tmp_path, cli, client) -> None:
@@ -74,10 +67,9 @@ def test_unreachable_tracking_server_fails_fast_naming_it(cli) -> None:
     from sweeplab.tracking.ui import free_port
 
     uri = f"http://127.0.0.1:{free_port()}"
-    started = time.monotonic()
+    # Fast means no retries: a hang past the timeout fails the test (how fast it is belongs in bench/).
     proc = cli("epochs=1", env={"MLFLOW_TRACKING_URI": uri}, timeout=120)
     assert proc.returncode == 2 and uri in proc.stderr and "does not answer" in proc.stderr
-    assert time.monotonic() - started < 30
 
 
 def wait_for(predicate, timeout: float, what: str):
@@ -134,7 +126,7 @@ def test_a_signal_mid_run_ends_it_killed_keeping_its_epochs(signum, tmp_path, st
 def test_a_diverging_run_stops_at_once_and_fails(cli, client) -> None:
     args = ["data.limit=2000", "epochs=20", "activation=linear", "lr=10", "training.verbose=0"]
     proc = cli(*args, "tracking.log_model=false", *LIGHT)
-    assert proc.returncode != 0
+    assert proc.returncode == 1, proc.stderr[-3000:]  # README: 1 for work that failed
     (run,) = experiment_runs(client)
     assert run.info.status == "FAILED"
     reason = run.data.tags["sweeplab.error"]

@@ -26,7 +26,7 @@ pytestmark = pytest.mark.slow
 
 TINY = ["data.limit=1000", "training.verbose=2", "tracking.log_model=false", *LIGHT]
 # One short job, one long enough to be stopped mid-training; the rerun trains the long one again.
-LONG_EPOCHS = 60
+LONG_EPOCHS = 40
 INTERRUPTED = ["-m", f"epochs=1,{LONG_EPOCHS}", *TINY]
 
 
@@ -134,10 +134,10 @@ def long_run_epochs(client: MlflowClient) -> int:
 
 
 def interrupt_then_rerun(
-    folder: Path, launcher: list[str], env: dict[str, str], queued: Callable[[], list[str]] = list, rerun: bool = True
+    folder: Path, launcher: list[str], env: dict[str, str], queued: Callable[[], list[str]] = list
 ) -> dict:
-    """The sweep, SIGTERM once the short job FINISHED and the long one logged an epoch; then the same command
-    (`rerun`). `queued`: the cluster's jobs, read as soon as the stopped sweep has exited."""
+    """The sweep, SIGTERM once the short job FINISHED and the long one logged an epoch; then the same command.
+    `queued`: the cluster's jobs, read as soon as the stopped sweep has exited."""
     store_env, client = fresh_store(folder)
     env = {**os.environ, "PYTHONUNBUFFERED": "1", **store_env, **env}
     log = folder / "interrupted.txt"
@@ -154,7 +154,7 @@ def interrupt_then_rerun(
         finally:
             proc.kill()
     parent, kids = parent_and_children(client)
-    again = run_cli(args, folder, env) if rerun else None
+    again = run_cli(args, folder, env)
     return {"rc": rc, "output": log.read_text(), "left": left, "parent": parent, "kids": kids, "rerun": again,
             "client": client}  # fmt: skip
 
@@ -176,8 +176,6 @@ def check_stopped_then_resumed(result: dict) -> None:
         assert run.info.end_time <= parent.info.end_time
     # The same command: the short job is skipped, the long one trains to the end under the same parent.
     rerun, client = result["rerun"], result["client"]
-    if rerun is None:
-        return
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     parent_after, kids_after = parent_and_children(client)
     assert parent_after.info.run_id == parent.info.run_id and parent_after.info.status == "FINISHED"
@@ -194,5 +192,6 @@ def test_sigterm_cancels_the_slurm_jobs_and_the_rerun_finishes_them(slurm_cluste
 
 
 def test_sigterm_stops_local_launcher_jobs_too(tmp_path: Path) -> None:
-    """The same stop through submitit's local processes (resuming is the launcher's business no more)."""
-    check_stopped_then_resumed(interrupt_then_rerun(tmp_path, ["hydra/launcher=local"], {}, rerun=False))
+    """The same stop through sweeplab's local launcher (submitit's local processes), and the same command trains
+    the rest (README)."""
+    check_stopped_then_resumed(interrupt_then_rerun(tmp_path, ["hydra/launcher=local"], {}))

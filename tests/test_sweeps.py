@@ -196,6 +196,18 @@ def test_parent_holds_the_sweep_summary(lr_sweep: dict) -> None:
     assert set(table["status"]) <= {"FINISHED", "SKIPPED"} and len(table) == 3
     assert set(table["run_id"]) == {r.info.run_id for r in finished}
     assert {"job", "lr", "status", "val_accuracy", "test_accuracy", "duration_s", "run_id"} <= set(table.columns)
+    # summary.md is the same table, row for row (not only a file of that name).
+    md = Path(client.download_artifacts(parent.info.run_id, "summary.md", str(lr_sweep["folder"]))).read_text()
+    header, rule, *rows = [[c.strip() for c in line.strip().strip("|").split("|")] for line in md.splitlines()]
+    assert header == list(table.columns) and set(rule) == {"---"} and len(rows) == len(table)
+    for row, (_, expected) in zip(rows, table.iterrows(), strict=True):
+        cells = dict(zip(header, row, strict=True))
+        assert (cells["run_id"], cells["status"], float(cells["lr"])) == (
+            expected["run_id"],
+            expected["status"],
+            expected["lr"],
+        )
+        assert float(cells["val_accuracy"] or "nan") == pytest.approx(expected["val_accuracy"], abs=1e-3, nan_ok=True)
 
 
 @pytest.mark.slow
@@ -253,7 +265,7 @@ def test_diverging_job_fails_alone_under_submitit(tmp_path: Path) -> None:
     env, client = fresh_store(tmp_path)
     args = ["-m", "hydra/launcher=local", "lr=0.05,10", "activation=linear", "epochs=2", *TINY]
     done = run_cli(args, cwd=tmp_path, env=env)
-    assert done.returncode != 0
+    assert done.returncode == 1, done.stderr[-3000:]  # README: a sweep with a failed job exits 1
     (parent,) = parents(client)
     kids = {r.data.params["lr"]: r for r in children(client, parent.info.run_id)}
     assert kids["0.05"].info.status == "FINISHED"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -183,7 +184,12 @@ def test_a_failing_run_ends_failed_with_its_reason(compose_cfg, client, tmp_path
     assert failed.info.status == "FAILED"
     assert "loss became" in failed.data.tags["sweeplab.error"]
     assert failed.data.tags["mlflow.note.content"].startswith("FAILED: DivergedError")
-    assert "error.txt" in {a.path for a in client.list_artifacts(failed.info.run_id)}
+    # error.txt is the traceback of that very error: it ends with the exception the tag names.
+    traceback = Path(client.download_artifacts(failed.info.run_id, "error.txt", str(tmp_path))).read_text()
+    kind, message = failed.data.tags["sweeplab.error"].split(": ", 1)
+    assert traceback.startswith("Traceback (most recent call last):"), traceback[:300]
+    last = traceback.strip().splitlines()[-1]
+    assert last.split(": ", 1)[0].rsplit(".", 1)[-1] == kind == "DivergedError" and message in last, last
 
 
 def test_help_and_cfg_are_fast_and_plain(tmp_path) -> None:
@@ -209,8 +215,10 @@ with mlflow.start_run(experiment_id=experiment_id) as run:
     (folder / run.info.run_id).touch()
     while not (folder / "go").exists():  # all processes insert the new dataset at the same moment
         time.sleep(0.001)
+    started = time.time()
     log_dataset(data)
-print(run.info.run_id)
+    ended = time.time()
+print(run.info.run_id, started, ended)
 """
 
 
@@ -233,12 +241,17 @@ def test_jobs_that_start_together_all_log_their_dataset(client, store, tmp_path)
     deadline = time.time() + 120
     while len(list(ready.iterdir())) < len(procs) and time.time() < deadline and all(p.poll() is None for p in procs):
         time.sleep(0.05)
+    waiting = len(list(ready.iterdir()))
     (ready / "go").touch()
     outputs = [p.communicate(timeout=120) for p in procs]
     assert [p.returncode for p in procs] == [0] * len(procs), [err[-1500:] for _, err in outputs]
+    # The race took place: every process waited at the line, and their inserts ran at the same time.
+    assert waiting == len(procs)
+    spans = [tuple(map(float, out.split()[1:])) for out, _ in outputs]
+    assert max(start for start, _ in spans) < min(end for _, end in spans), spans
     digests = set()
     for out, _ in outputs:
-        inputs = client.get_run(out.strip()).inputs.dataset_inputs
+        inputs = client.get_run(out.split()[0]).inputs.dataset_inputs
         assert [i.dataset.name for i in inputs] == ["race"]
         digests.add(inputs[0].dataset.digest)
     assert len(digests) == 1

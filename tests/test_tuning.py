@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,6 +14,7 @@ from pathlib import Path
 import keras_tuner
 import mlflow
 import numpy as np
+import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
@@ -24,6 +24,7 @@ from sweeplab.config import config_hash
 from sweeplab.data import load_dataset
 from sweeplab.errors import ConfigError
 from sweeplab.tracking import models
+from sweeplab.tracking.ui import free_port
 from sweeplab.tuning.hypermodel import ConfiguredHyperModel
 from sweeplab.tuning.search import project_name, search
 from sweeplab.tuning.space import Choices, Span, search_space, validate_tuner
@@ -264,6 +265,20 @@ def test_random_search_logs_every_trial_and_registers_the_best(
     } <= artifacts
     table = result.trials
     assert list(table.score) == sorted(table.score, reverse=True) and len(table) == 3
+    # What the artifacts say, not only their names: the space searched, every trial, the best trial's values.
+    logged = Path(client.download_artifacts(parent.info.run_id, "search_space.json"))
+    assert json.loads(logged.read_text()) == json.loads(json.dumps(search_space(compose_cfg(*overrides)).describe()))
+    csv = pd.read_csv(client.download_artifacts(parent.info.run_id, "search/trials.csv"))
+    scores = {r.info.run_id: r.data.metrics["score"] for r in trials}
+    assert dict(zip(csv.run_id, csv.score, strict=True)) == pytest.approx(scores)
+    assert list(csv.score) == sorted(csv.score, reverse=True)
+    best = max(trials, key=lambda r: r.data.metrics["score"])
+    chosen = json.loads(
+        Path(client.download_artifacts(parent.info.run_id, "search/best_hyperparameters.json")).read_text()
+    )
+    sampled = {k.removeprefix("hp."): v for k, v in best.data.params.items() if k.startswith("hp.")}
+    assert {k: str(v) for k, v in chosen.items() if k != "hidden_units"} == sampled
+    assert chosen["hidden_units"] == json.loads(best.data.params["model.hidden_units"])
     versions = client.search_model_versions("name = 'test-mlp'")
     assert len(versions) == 1
     # The first version is the champion: `models:/test-mlp@champion` names the best model so far.
@@ -428,16 +443,10 @@ def test_hyperband_from_the_cli_respects_a_space_override(
         assert steps and min(steps) >= 1  # it trains on from where the trial it continues stopped
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.slow
 def test_distributed_search_logs_each_trial_once_under_one_parent(client: MlflowClient, tmp_path: Path) -> None:
     args = [sys.executable, str(ROOT / "sweep.py"), "tuner=random", "tuner.max_trials=4", *TINY]
-    port = str(_free_port())
+    port = str(free_port())
     procs = {}
     for tuner_id in ("chief", "tuner0", "tuner1"):
         env = {
@@ -462,7 +471,7 @@ def test_distributed_search_logs_each_trial_once_under_one_parent(client: Mlflow
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
     assert finished_trial_ids(trials) == ["0", "1", "2", "3"] and len(trials) == 4
     assert {r.data.tags["mlflow.parentRunId"] for r in trials} == {parents[0].info.run_id}
-    assert {r.data.tags["sweeplab.tuner_id"] for r in trials} <= {"tuner0", "tuner1"}
+    assert {r.data.tags["sweeplab.tuner_id"] for r in trials} == {"tuner0", "tuner1"}  # both workers trained
     baseline = next(r for r in trials if r.data.tags["sweeplab.trial_id"] == "0")
     assert baseline.data.params["model.hidden_units"] == "[300, 100]"
     assert "gain_over_baseline" in parents[0].data.metrics

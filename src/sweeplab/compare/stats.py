@@ -62,11 +62,36 @@ def percentile_interval(samples: np.ndarray, level: float = 1 - ALPHA, n: int = 
     return low, high
 
 
-def bootstrap_p_value(differences: np.ndarray) -> float:
-    """Two-sided bootstrap p-value of "no difference": twice the smaller tail of resampled differences at
-    or beyond zero, (count + 1) / (resamples + 1) so that it is never 0; all-zero differences give 1."""
-    tail = min(int((differences <= 0).sum()), int((differences >= 0).sum()))
-    return min(1.0, 2 * (tail + 1) / (len(differences) + 1))
+def percentile_p_value(samples: np.ndarray, n: int = 0) -> float:
+    """Two-sided p-value of "no difference" read off the same resamples as percentile_interval(samples, level,
+    n): 1 - the widest level whose interval still excludes 0, so p < alpha exactly when the 1 - alpha
+    interval excludes 0 (the expansion for `n` values undone, as the interval applies it); 1 when no level does."""
+    s = np.sort(np.asarray(samples, dtype=float))
+    last = len(s) - 1
+    if last < 1:
+        return 1.0
+    tails = []  # the share of resamples beyond 0 on each side, as np.quantile interpolates between them
+    above = int(np.searchsorted(s, 0.0, side="right"))  # first resample > 0
+    if above == 0:
+        tails.append(0.0)
+    elif above <= last:
+        tails.append((above - 1 + -s[above - 1] / (s[above] - s[above - 1])) / last)
+    below = int(np.searchsorted(s, 0.0, side="left")) - 1  # last resample < 0
+    if below == last:
+        tails.append(0.0)
+    elif below >= 0:
+        tails.append(1 - (below + -s[below] / (s[below + 1] - s[below])) / last)
+    if not tails or min(tails) >= 0.5:
+        return 1.0
+    if min(tails) <= 0:  # every resample on one side: every interval short of 100% excludes 0
+        return 0.0
+    percentile = 1 - 2 * min(tails)  # the central share of the resamples that just reaches 0
+    if n < 2:
+        return 1 - percentile
+    from scipy import special  # here only, as in expanded_level (whose inverse this is)
+
+    t = -NormalDist().inv_cdf((1 - percentile) / 2) / math.sqrt(n / (n - 1))
+    return float(2 * special.stdtr(n - 1, -t))
 
 
 def improvement_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -104,10 +129,6 @@ class PairTest:
     difference_samples: np.ndarray
     p_samples: np.ndarray
 
-    @property
-    def p_value(self) -> float:
-        return bootstrap_p_value(self.difference_samples)
-
 
 def pair_test(
     a: np.ndarray,
@@ -142,15 +163,19 @@ def pair_test(
 
 def holm(p_values: list[float], alpha: float = ALPHA) -> tuple[list[float], list[float]]:
     """Holm's step-down correction: the adjusted p-values, and the confidence level of each comparison's
-    intervals (1 - alpha / (m - rank), rank 0 for the smallest p-value)."""
+    intervals: 1 - alpha / (m - rank), rank 0 for the smallest p-value, up to the first comparison that is
+    not rejected, whose level every later one keeps (so that an interval excludes 0 exactly when its
+    adjusted p-value is below alpha, given p-values from percentile_p_value)."""
     m = len(p_values)
     order = np.argsort(p_values, kind="stable")
     adjusted, levels = [1.0] * m, [1 - alpha] * m
-    running = 0.0
+    running, stopped = 0.0, m
     for rank, i in enumerate(order):
         running = max(running, min(1.0, (m - rank) * p_values[i]))
         adjusted[i] = running
-        levels[i] = 1 - alpha / (m - rank)
+        if running >= alpha:
+            stopped = min(stopped, rank)
+        levels[i] = 1 - alpha / (m - min(rank, stopped))
     return adjusted, levels
 
 

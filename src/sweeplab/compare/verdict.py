@@ -15,6 +15,11 @@ from sweeplab.compare.groups import Resampled
 # Fewer runs per group are never "distinguishable": with n seeds, paired differences all fall on one side by
 # chance in 1 null comparison of 2**(n-1) (1 in 4 with 3 seeds), and then every percentile interval excludes 0.
 MIN_SEEDS = 5
+# An interval or a p-value needs a spread: with fewer runs in a group, none is printed (NaN in the result).
+MIN_RUNS = 2
+NO_FIGURES = (
+    f"No interval or p-value where a group has fewer than {MIN_RUNS} runs: a single run has no spread to judge by."
+)
 
 
 @dataclass
@@ -74,27 +79,35 @@ def compare_pairs(
     sign = 1.0 if maximize else -1.0
     resampled = {group: _oriented(r, maximize) for group, r in resampled.items()}
     a = resampled[winner]
-    tests, pairs = [], []
+    tests, pairs, sizes, p_values = [], [], [], []
     for other in others:
         b = resampled[other]
         pairs.append(stats.pair_by_seed(a.values, a.seeds, b.values, b.seeds))
         tests.append(stats.pair_test(a.values, b.values, a.counts, b.counts, pairs[-1], rng))
-    adjusted, levels = stats.holm([t.p_value for t in tests])
+        sizes.append(min(len(a.values), len(b.values)))  # the seeds paired, or the smaller group
+        p_values.append(stats.percentile_p_value(tests[-1].difference_samples, sizes[-1]))
+    # Holm's correction over the comparisons that have figures (both groups with MIN_RUNS runs or more).
+    tested = [i for i, n in enumerate(sizes) if n >= MIN_RUNS]
+    adjusted, levels = [float("nan")] * len(others), [1 - stats.ALPHA] * len(others)
+    for i, p_holm, level in zip(tested, *stats.holm([p_values[i] for i in tested]), strict=True):
+        adjusted[i], levels[i] = p_holm, level
     results = []
-    for other, test, pair, p_holm, level in zip(others, tests, pairs, adjusted, levels, strict=True):
+    for i, (other, test, pair, n) in enumerate(zip(others, tests, pairs, sizes, strict=True)):
         b = resampled[other]
-        n = min(len(a.values), len(b.values))  # the seeds paired, or the smaller group
-        d_low, d_high = stats.percentile_interval(test.difference_samples, level, n)
-        p_low, p_high = stats.percentile_interval(test.p_samples, level, n)
-        enough = min(len(a.values), len(b.values)) >= MIN_SEEDS
-        separated = bool(d_low > 0 or d_high < 0) and p_holm < stats.ALPHA and enough
+        nan = float("nan")
+        d_low, d_high, p_low, p_high, p_value = nan, nan, nan, nan, nan
+        if n >= MIN_RUNS:  # the interval and the p-value from the same resamples at the same level
+            d_low, d_high = stats.percentile_interval(test.difference_samples, levels[i], n)
+            p_low, p_high = stats.percentile_interval(test.p_samples, levels[i], n)
+            p_value = p_values[i]
+        separated = bool(d_low > 0 or d_high < 0) and adjusted[i] < stats.ALPHA and n >= MIN_SEEDS
         va, vb = pair if pair is not None else (a.values, b.values)
         d_low, d_high = sorted((sign * float(d_low), sign * float(d_high)))
         results.append(
             PairResult(
                 winner, other, test.paired, len(a.values), len(b.values), sign * test.difference,
                 d_low, d_high, test.p_improvement, float(p_low), float(p_high),
-                test.p_value, p_holm, level, separated, stats.seeds_needed(va, vb, test.paired), maximize,
+                p_value, adjusted[i], levels[i], separated, stats.seeds_needed(va, vb, test.paired), maximize,
             )
         )  # fmt: skip
     return results
@@ -103,12 +116,16 @@ def compare_pairs(
 def describe_pair(r: PairResult, corrected: bool = False) -> str:
     """One comparison in a line: the difference and P(A > B) with their intervals, and whether it holds."""
     how = f"paired by seed over {_plural(r.seeds)}" if r.paired else f"unpaired, {r.n_a} vs {r.n_b} runs"
-    holm = f", Holm-adjusted p = {r.p_holm:.4f}" if corrected else f", p = {r.p_value:.4f}"
+    better = f"P({r.a} {'>' if r.maximize else '<'} {r.b}) = {r.p_improvement:.2f}"
+    said = "distinguishable" if r.distinguishable else "not distinguishable"
+    if r.seeds < MIN_RUNS:  # no figure from a single run (NO_FIGURES says why, once)
+        return f"{r.a} vs {r.b}: difference {r.difference:+.4f}, {better}, {how}, no interval or p-value: {said}."
+    p = r.p_holm if corrected else r.p_value
+    shown = f"= {p:.4f}" if p >= 0.0001 else "< 0.0001"
+    holm = f", Holm-adjusted p {shown}" if corrected else f", p {shown}"
     return (
         f"{r.a} vs {r.b}: difference {r.difference:+.4f} ({r.level * 100:g}% CI {r.diff_ci_low:+.4f} to "
-        f"{r.diff_ci_high:+.4f}), P({r.a} {'>' if r.maximize else '<'} {r.b}) = {r.p_improvement:.2f} "
-        f"({r.p_ci_low:.2f} to {r.p_ci_high:.2f}), "
-        f"{how}{holm}: {'distinguishable' if r.distinguishable else 'not distinguishable'}."
+        f"{r.diff_ci_high:+.4f}), {better} ({r.p_ci_low:.2f} to {r.p_ci_high:.2f}), {how}{holm}: {said}."
     )
 
 
@@ -118,8 +135,8 @@ def seeds_clause(r: PairResult, unit: str = "seed") -> str:
     count = _plural(r.seeds, unit)
     if r.distinguishable:
         return f"distinguishable with {count}"
-    if r.seeds < 2:
-        return f"not distinguishable with {count}: a single run has no spread to judge by; sweep more seeds"
+    if r.seeds < MIN_RUNS:  # why: NO_FIGURES, once below
+        return f"not distinguishable with {count}; sweep more seeds"
     if r.seeds_needed is None:
         return f"not distinguishable with {count}; the {unit}s needed cannot be estimated: the observed difference is 0"
     needed = max(r.seeds_needed, MIN_SEEDS, r.seeds + 1)
@@ -147,9 +164,12 @@ def judge(
         f"{winner} {verb} runner-up {first.b} on {describe}: mean {m_a:.4f} vs {m_b:.4f}, "
         f"P({winner} {'>' if maximize else '<'} {first.b}) = {first.p_improvement:.2f}; {seeds_clause(first, unit)}."
     )
-    lines = [headline, *(describe_pair(r, len(results) > 1) for r in results)]
-    if len(results) > 1:
-        lines.append(f"Holm's correction over {len(results)} comparisons: intervals at the adjusted levels.")
+    tested = sum(r.seeds >= MIN_RUNS for r in results)
+    lines = [headline, *(describe_pair(r, tested > 1) for r in results)]
+    if tested > 1:
+        lines.append(f"Holm's correction over {tested} comparisons: intervals at the adjusted levels.")
+    if tested < len(results):
+        lines.append(NO_FIGURES)
     needed = None if first.distinguishable else first.seeds_needed
     return Found(winner, first.b, results, first.distinguishable, needed, "\n".join(lines))
 

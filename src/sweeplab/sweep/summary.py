@@ -205,4 +205,4 @@ def print_comparison(parent: str, axes: dict[str, str], table: pd.DataFrame, obj
     try:
         print(report_for_sweep(parent, by=by, metric=objective.metric, maximize=objective.maximize), flush=True)
     except Exception as err:  # noqa: BLE001 - the sweep itself is done; a report problem must not fail it
-        print(f"sweeplab: no comparison report ({type(err).__name__}: {err})", flush=True)
+        print(f"sweeplab: no comparison report ({type(err).__name__}: {err})", file=sys.stderr, flush=True)

@@ -25,9 +25,47 @@ HOST = "127.0.0.1"
 
 
 def free_port(host: str = HOST) -> int:
+    """A port free now; another process may take it before ours binds it: see serves_on."""
     with socket.socket() as sock:
         sock.bind((host, 0))
         return sock.getsockname()[1]
+
+
+def _listening_sockets(port: int) -> set[str] | None:
+    """The inodes of the TCP sockets listening on `port` (Linux's /proc/net/tcp*); None where unreadable."""
+    found, read = set(), False
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        read = True
+        for line in lines:
+            fields = line.split()
+            if len(fields) > 9 and fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                found.add(fields[9])
+    return found if read else None
+
+
+def serves_on(process: subprocess.Popen, port: int) -> bool:
+    """Whether the socket listening on `port` belongs to `process` or a process of its group (a server
+    started with start_new_session): not another server that took a port free_port gave out twice. True
+    where the system does not tell (no /proc)."""
+    sockets = _listening_sockets(port)
+    if sockets is None:
+        return True
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if int((proc / "stat").read_text().rsplit(")", 1)[1].split()[2]) != process.pid:
+                continue
+            links = {os.readlink(fd) for fd in (proc / "fd").iterdir()}
+        except (OSError, IndexError, ValueError):
+            continue
+        if {f"socket:[{inode}]" for inode in sockets} & links:
+            return True
+    return False
 
 
 @dataclass
@@ -63,27 +101,37 @@ def start_ui(
     extra_args: tuple[str, ...] = (), workers: int = 1,
 ) -> UiServer:  # fmt: skip
     """Start `mlflow ui` (or `mlflow server`, kind="server") on the store, bound to 127.0.0.1, and return
-    once /health answers (it takes several seconds).
+    once /health answers from it, not from another server on that port (it takes several seconds). With no
+    `port`, a free one; if another process takes it first, once more on another.
 
     One worker process by default (MLflow starts 4, each importing MLflow: seconds of CPU on a small machine);
     a UI or server for one user or one test does not need more.
     """
-    port = port or free_port()
-    url = f"http://{HOST}:{port}"
-    command = [sys.executable, "-m", "mlflow", kind, "--backend-store-uri", store_uri, "--host", HOST,
-               "--port", str(port), "--workers", str(workers), *extra_args]  # fmt: skip
-    with log.open("w") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    server = UiServer(process=process, url=url, log=log)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
+    for attempt in range(3):
+        chosen = port or free_port()
+        url = f"http://{HOST}:{chosen}"
+        command = [sys.executable, "-m", "mlflow", kind, "--backend-store-uri", store_uri, "--host", HOST,
+                   "--port", str(chosen), "--workers", str(workers), *extra_args]  # fmt: skip
+        with log.open("w") as out:
+            process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        server = UiServer(process=process, url=url, log=log)
+        deadline = time.monotonic() + timeout
+        taken = False
+        while time.monotonic() < deadline and process.poll() is None and not taken:
+            if _answers(url) and serves_on(process, chosen):
+                return server
+            # uvicorn says so and ends, while `mlflow server` itself may stay up: the port is another's.
+            taken = "address already in use" in log.read_text(errors="replace")
+            time.sleep(0.5)
+        server.stop()
+        if taken and port is None and attempt < 2:
+            continue  # another process took the port between free_port and our bind
+        if taken:
+            raise RuntimeError(f"mlflow {kind} could not bind {url}: another process holds it; see {log}")
+        if process.returncode is not None and process.returncode >= 0:
             raise RuntimeError(f"mlflow {kind} exited with {process.returncode}: {log.read_text()[-2000:]}")
-        if _answers(url):
-            return server
-        time.sleep(0.5)
-    server.stop()
-    raise RuntimeError(f"mlflow ui did not answer on {url} within {timeout:.0f} s; see {log}")
+        break
+    raise RuntimeError(f"mlflow {kind} did not answer on {url} within {timeout:.0f} s; see {log}")
 
 
 @contextlib.contextmanager

@@ -1,0 +1,140 @@
+"""`make mutants`: deliberate bugs in the places users trust most, each applied to a copy of the tree and
+run against the tests that should catch it; prints killed or survived for each, and fails if one survives.
+
+A mutant is one exact text replacement in one file (it must match once, so a refactor that moves the code
+fails here loudly instead of testing nothing). The tests run in the copy (PYTHONPATH=<copy>/src), so the
+checkout itself is never changed. docs/testing.md lists the mutants and why each test catches it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+IGNORED = shutil.ignore_patterns(".git", ".venv", "mlruns", "multirun", "outputs", "reports", "__pycache__", ".keras*")
+
+
+@dataclass(frozen=True)
+class Mutant:
+    name: str
+    path: str  # under src/sweeplab
+    old: str
+    new: str
+    tests: tuple[str, ...]
+
+
+MUTANTS = [
+    Mutant(
+        "bootstrap intervals not widened for few runs",
+        "compare/stats.py",
+        "    if n < 2 or level >= 1:\n        return level\n",
+        "    if True:\n        return level\n",
+        ("tests/test_compare_stats.py::test_intervals_are_expanded_for_few_seeds",),
+    ),
+    Mutant(
+        "the p-value read from other percentiles than the interval (expansion left out)",
+        "compare/stats.py",
+        "    if n < 2:\n        return 1 - percentile\n",
+        "    if True:\n        return 1 - percentile\n",
+        ("tests/test_compare_stats.py::test_p_value_is_below_alpha_exactly_when_the_interval_excludes_zero",),
+    ),
+    Mutant(
+        "Holm's intervals not held at the level where the step-down stopped",
+        "compare/stats.py",
+        "            stopped = min(stopped, rank)\n",
+        "            pass\n",
+        ("tests/test_compare_stats.py::test_holm_adjusts_p_values_and_levels",),
+    ),
+    Mutant(
+        "an interval and a p-value printed from a single run per group",
+        "compare/verdict.py",
+        "MIN_RUNS = 2\n",
+        "MIN_RUNS = 1\n",
+        ("tests/test_compare_stats.py::test_one_run_per_group_prints_no_interval_nor_p_value_and_says_why_once",),
+    ),
+    Mutant(
+        "the refused-credentials check skipped",
+        "tracking/store.py",
+        "    check_access(uri, tracking.experiment, tracking.timeout)\n",
+        "    pass\n",
+        ("tests/test_auth_server.py::test_a_user_without_permission_on_the_experiment_is_refused",),
+    ),
+    Mutant(
+        "a run stopped by a signal left RUNNING",
+        "tracking/runs.py",
+        "                    mlflow.end_run(status_name)\n",
+        "                    pass\n",
+        ("tests/test_reliability.py::test_a_signal_mid_run_ends_it_killed_keeping_its_epochs",),
+    ),
+    Mutant(
+        "the seed aggregate taking the max instead of the mean",
+        "seeds/aggregate.py",
+        "    mean = float(finite.mean())\n",
+        "    mean = float(finite.max())\n",
+        ("tests/test_seeds.py::test_the_aggregate_of_seeds_is_mean_iqm_std_and_a_t_interval",),
+    ),
+    Mutant(
+        "the pruning rule judging by the worst value so far",
+        "pruning/rule.py",
+        "    return max(finite) if maximize else min(finite)\n",
+        "    return min(finite) if maximize else max(finite)\n",
+        ("tests/test_pruning.py::test_losses_go_down_and_percentiles_count_from_the_best",),
+    ),
+]
+
+
+def run(mutant: Mutant | None, tests: tuple[str, ...], work: Path) -> tuple[int, float, str]:
+    """(pytest's exit status, seconds, last output line): `tests` run in a fresh copy of the tree with the
+    mutant applied (None: as it is)."""
+    copy = work / "tree"
+    shutil.rmtree(copy, ignore_errors=True)
+    shutil.copytree(ROOT, copy, ignore=IGNORED)
+    if mutant is not None:
+        target = copy / "src" / "sweeplab" / mutant.path
+        text = target.read_text()
+        if text.count(mutant.old) != 1:
+            raise SystemExit(f"mutants: {mutant.name}: the code to change is not once in {mutant.path} (moved?)")
+        target.write_text(text.replace(mutant.old, mutant.new))
+    env = {**os.environ, "PYTHONPATH": str(copy / "src"), "CI": ""}
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-x", "-n", "0", "-p", "no:cacheprovider", *tests],
+        cwd=copy, env=env, capture_output=True, text=True, timeout=1800,
+    )  # fmt: skip
+    lines = (done.stdout + done.stderr).strip().splitlines()
+    return done.returncode, time.monotonic() - started, lines[-1] if lines else ""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-k", default="", help="only the mutants whose name contains this")
+    chosen = [m for m in MUTANTS if parser.parse_args().k in m.name]
+    survived = []
+    with tempfile.TemporaryDirectory(prefix="sweeplab-mutants-") as tmp:
+        # First the tests on the tree as it is: they must pass, or a "killed" would mean nothing.
+        tests = tuple(dict.fromkeys(t for m in chosen for t in m.tests))
+        status, seconds, last = run(None, tests, Path(tmp))
+        if status != 0:
+            sys.exit(f"mutants: the tests fail without any mutant ({seconds:.0f} s: {last})")
+        print(f"mutants: the {len(tests)} tests pass on the tree as it is ({seconds:.0f} s)", flush=True)
+        for mutant in chosen:
+            status, seconds, last = run(mutant, mutant.tests, Path(tmp))
+            killed = status == 1  # tests failed (an error collecting or running them is not a kill)
+            print(f"{'killed  ' if killed else 'SURVIVED'} {mutant.name} ({seconds:.0f} s: {last})", flush=True)
+            if not killed:
+                survived.append(mutant.name)
+    print(f"mutants: {len(chosen) - len(survived)} of {len(chosen)} killed")
+    if survived:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
