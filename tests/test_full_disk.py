@@ -127,10 +127,9 @@ WHOLE_STORE_SWEEP = ["-m", "lr=0.03,0.1,0.3", "data.limit=500", "data.validation
 WHOLE_STORE_FREE = 3_000_000  # the store's database and the first job fit, the second job's model does not
 
 
-@pytest.mark.slow
-def test_a_full_disk_under_the_whole_store_ends_in_one_line_and_resumes(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def whole_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """The default store (./mlruns/: its SQLite file and artifacts) on a 64 MB tmpfs of its own (root only)."""
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)  # the default store: ./mlruns/mlflow.db
     mlruns = tmp_path / "mlruns"
     mlruns.mkdir()
@@ -138,30 +137,67 @@ def test_a_full_disk_under_the_whole_store_ends_in_one_line_and_resumes(
     done = mount and subprocess.run([mount, "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(mlruns)], capture_output=True)
     require(bool(done) and done.returncode == 0, "cannot mount a tmpfs here (needs root or CAP_SYS_ADMIN)")
     try:
-        filler = mlruns / "filler"
-        filler.write_bytes(b"\0" * (shutil.disk_usage(mlruns).free - WHOLE_STORE_FREE))
-        first = run_cli(WHOLE_STORE_SWEEP, cwd=tmp_path, timeout=300)
-        lines = first.stderr.splitlines()
-        assert first.returncode == 1, first.stderr[-3000:]
-        assert lines and all(line.startswith("sweeplab: ") for line in lines), first.stderr[-3000:]
-        (full,) = [line for line in lines if "the disk under the MLflow store" in line]
-        assert full.startswith(f"sweeplab: error: the disk under the MLflow store {mlruns} is full: "), full
-        assert "could not be written" in full and "rerun the same command, it resumes" in full, full
-        with sqlite3.connect(mlruns / "mlflow.db") as db:
-            assert db.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
-            running = [r for (r,) in db.execute("SELECT run_uuid FROM runs WHERE status = 'RUNNING'")]
-        assert all(run_id in full for run_id in running), full  # what stays RUNNING is said
-        assert ("stay RUNNING" in full or "stays RUNNING" in full) == bool(running), full
-
-        filler.unlink()  # space is freed: the same command finishes the sweep
-        again = run_cli(WHOLE_STORE_SWEEP, cwd=tmp_path, timeout=300)
-        assert again.returncode == 0, again.stderr[-3000:]
-        assert "FINISHED: 3 of 3 jobs finished" in again.stdout, again.stdout[-3000:]
-        client = MlflowClient(f"sqlite:///{mlruns / 'mlflow.db'}")
-        runs = experiment_runs(client)
-        assert not [r for r in runs if r.info.status == "RUNNING"]
-        finished = {r.data.params.get("lr") for r in runs if r.info.status == "FINISHED" and "lr" in r.data.params}
-        assert finished >= {"0.03", "0.1", "0.3"}
+        yield mlruns
     finally:
         if subprocess.run(["umount", str(mlruns)], capture_output=True).returncode != 0:
             subprocess.run(["umount", "-l", str(mlruns)], check=True)
+
+
+def running_runs(mlruns: Path) -> list[str]:
+    """The store's runs still RUNNING, once its database passes SQLite's integrity check."""
+    with sqlite3.connect(mlruns / "mlflow.db") as db:
+        assert db.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+        return [r for (r,) in db.execute("SELECT run_uuid FROM runs WHERE status = 'RUNNING'")]
+
+
+@pytest.mark.slow
+def test_a_full_disk_under_the_whole_store_ends_in_one_line_and_resumes(tmp_path: Path, whole_store: Path) -> None:
+    mlruns = whole_store
+    filler = mlruns / "filler"
+    filler.write_bytes(b"\0" * (shutil.disk_usage(mlruns).free - WHOLE_STORE_FREE))
+    first = run_cli(WHOLE_STORE_SWEEP, cwd=tmp_path, timeout=300)
+    lines = first.stderr.splitlines()
+    assert first.returncode == 1, first.stderr[-3000:]
+    assert lines and all(line.startswith("sweeplab: ") for line in lines), first.stderr[-3000:]
+    (full,) = [line for line in lines if "the disk under the MLflow store" in line]
+    assert full.startswith(f"sweeplab: error: the disk under the MLflow store {mlruns} is full: "), full
+    assert "could not be written" in full and "rerun the same command, it resumes" in full, full
+    running = running_runs(mlruns)
+    assert all(run_id in full for run_id in running), full  # what stays RUNNING is said
+    assert ("stay RUNNING" in full or "stays RUNNING" in full) == bool(running), full
+
+    filler.unlink()  # space is freed: the same command finishes the sweep
+    again = run_cli(WHOLE_STORE_SWEEP, cwd=tmp_path, timeout=300)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "FINISHED: 3 of 3 jobs finished" in again.stdout, again.stdout[-3000:]
+    client = MlflowClient(f"sqlite:///{mlruns / 'mlflow.db'}")
+    runs = experiment_runs(client)
+    assert not [r for r in runs if r.info.status == "RUNNING"]
+    finished = {r.data.params.get("lr") for r in runs if r.info.status == "FINISHED" and "lr" in r.data.params}
+    assert finished >= {"0.03", "0.1", "0.3"}
+
+
+SINGLE_RUN = ["data.limit=500", "data.validation_size=500", "epochs=2", "training.verbose=0",
+              "training.jit_compile=false"]  # fmt: skip
+SINGLE_RUN_FREE = 1_500_000  # the run's records and metrics fit, its model (about 1.1 MB, copied twice) does not
+
+
+@pytest.mark.slow
+def test_a_single_run_on_a_full_disk_ends_in_one_line(tmp_path: Path, whole_store: Path) -> None:
+    """`python sweep.py` on a full disk: one line (not MLflow's traceback, not Hydra's job line), exit 1, the run
+    it leaves RUNNING named; once space is freed the same command trains."""
+    filler = whole_store / "filler"
+    filler.write_bytes(b"\0" * (shutil.disk_usage(whole_store).free - SINGLE_RUN_FREE))
+    first = run_cli(SINGLE_RUN, cwd=tmp_path, timeout=300)
+    lines = [line for line in first.stderr.splitlines() if line.strip()]
+    assert first.returncode == 1, first.stderr[-3000:]
+    assert len(lines) == 1, first.stderr[-3000:]
+    assert lines[0].startswith(f"sweeplab: error: the disk under the MLflow store {whole_store} is full: "), lines
+    assert "could not be written" in lines[0] and lines[0].endswith("run the same command again"), lines
+    running = running_runs(whole_store)
+    assert all(f"run {run_id} stays RUNNING" in lines[0] for run_id in running), lines
+
+    filler.unlink()
+    again = run_cli(SINGLE_RUN, cwd=tmp_path, timeout=300)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "test_accuracy=" in again.stdout

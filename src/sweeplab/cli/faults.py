@@ -14,16 +14,15 @@ HYDRA_JOB_ERROR = "Error executing job with overrides:"  # Hydra's JobReturn.ret
 
 
 class WithoutHydraJobError:
-    """A stderr that drops Hydra's `Error executing job with overrides: [...]` while a study is open: its jobs'
-    failures are sweeplab's to report (job by job, and in the summary). Everything else goes through."""
+    """A stderr that drops Hydra's `Error executing job with overrides: [...]`: a study's failed jobs are sweeplab's
+    to report (job by job, and in the summary), a single run's error is one line or, if not one of ours, its
+    traceback. Everything else goes through."""
 
     def __init__(self, stream: TextIO) -> None:
         self.stream = stream
 
     def write(self, text: str) -> int:
-        from sweeplab.sweep.callback import launched_here
-
-        if text.startswith(HYDRA_JOB_ERROR) and launched_here().any_open():
+        if text.startswith(HYDRA_JOB_ERROR):
             return len(text)
         return self.stream.write(text)
 
@@ -73,3 +72,18 @@ def close_after(launched: Any, error: BaseException) -> list[str]:
         lines, error = [], error if disk.full_disk(error) else closing
     line = full_disk_line(error, [c.study for c in launched.callbacks if c.study is not None])
     return [*lines, line] if line is not None else lines
+
+
+def run_full_disk_line(error: BaseException) -> str | None:
+    """The one line for a single run (or search) that `error` stopped on a full disk under its store, or None;
+    it names the run if the store still has it RUNNING."""
+    if not disk.full_disk(error):
+        return None
+    import mlflow
+
+    running: list[str] = []
+    with contextlib.suppress(Exception):  # a store that cannot even be read: nothing to name
+        run = mlflow.last_active_run()
+        if run is not None and run.info.status == "RUNNING":
+            running.append(f"run {run.info.run_id}")
+    return disk.full_disk_line(mlflow.get_tracking_uri(), error, running, resumes=False)

@@ -18,7 +18,7 @@ from omegaconf import DictConfig
 from sweeplab import compat
 from sweeplab.backend import quiet_start, select_backend
 from sweeplab.cli import error_line, exit_quickly, fail, stopped
-from sweeplab.cli.faults import close_after, drop_hydra_job_errors
+from sweeplab.cli.faults import close_after, drop_hydra_job_errors, run_full_disk_line
 from sweeplab.config import CONF_DIR, register_configs
 from sweeplab.errors import SweeplabError, SweepRefused
 from sweeplab.objective import objective_of
@@ -75,6 +75,9 @@ def _report(func: Callable[[], Any], original: Callable[..., Any]) -> Any:
                 sys.exit(1)
             if isinstance(error, SweeplabError):
                 fail(error)
+            full = run_full_disk_line(error)  # a single run or search stopped by a full disk under its store
+            if full is not None:
+                fail(full, status=1)
             raise
 
     return original(composing)

@@ -66,17 +66,18 @@ def store_folder(uri: str) -> str:
     return shown(uri)
 
 
-def full_disk_line(uri: str, error: BaseException, running: list[str]) -> str:
-    """One line for a sweep stopped by a full disk: the disk, what was not written, what stays RUNNING, what next."""
+def full_disk_line(uri: str, error: BaseException, running: list[str], resumes: bool = True) -> str:
+    """One line for a sweep (`resumes`) or a single run stopped by a full disk: the disk, what was not written, what
+    stays RUNNING, what next."""
     folder, file = store_folder(uri), _full_file(error)
     inside = file is None or Path(file).is_relative_to(folder)
     disk = f"the MLflow store {folder}" if inside else "the MLflow store's artifacts"
     stays = (
-        f"; {', '.join(running)} {'stays' if len(running) == 1 else 'stay'} RUNNING there until then"
+        f"; {', '.join(running)} {'stays' if len(running) == 1 else 'stay'} RUNNING there"
+        + (" until then" if resumes else " (a new run replaces it)")
         if running
         else "; no run was left RUNNING"
     )
-    return (
-        f"the disk under {disk} is full: {unwritten(error)} could not be written{stays}; "
-        "free space there and rerun the same command, it resumes where it stopped"
+    return f"the disk under {disk} is full: {unwritten(error)} could not be written{stays}; free space there and " + (
+        "rerun the same command, it resumes where it stopped" if resumes else "run the same command again"
     )
