@@ -18,12 +18,18 @@ def moved(what: str) -> str:
 
 
 def test_hydra_error_report_is_wrapped() -> None:
+    """What sweep.py's run() installs: Hydra's error report routed through a wrapper, once."""
     import hydra._internal.utils as hydra_utils
 
-    import sweeplab.cli.sweep  # noqa: F401 (installs the wrapper)
-
     assert callable(getattr(hydra_utils, "run_and_report", None)), moved("hydra._internal.utils.run_and_report")
-    assert getattr(hydra_utils.run_and_report, "sweeplab_wrapped", False), moved("hydra's run_and_report lookup")
+    original, seen = hydra_utils.run_and_report, []
+    try:
+        compat.wrap_hydra_error_report(lambda func, report: seen.append(report) or func())
+        compat.wrap_hydra_error_report(lambda func, report: seen.append("twice") or func())  # a no-op
+        assert hydra_utils.run_and_report(lambda: 7) == 7
+        assert seen == [original], moved("hydra's run_and_report lookup")
+    finally:
+        hydra_utils.run_and_report = original
 
 
 def test_hydra_basic_sweeper_expansion() -> None:
