@@ -36,7 +36,7 @@ run: setup ## train the baseline (30 epochs) into mlruns/; ARGS="lr=0.05 ..." fo
 # A test file goes to one worker (its module fixtures are built once); tests/conftest.py shares small_sweep.
 PYTEST_WORKERS ?= -n 2 --dist loadfile
 
-test: setup ## run the test suite (real Keras, real MLflow, a SLURM cluster, servers; about 25 min on 2 cores)
+test: setup ## run the test suite (real Keras, real MLflow, a SLURM cluster, servers; about 30 min on 2 cores)
 	$(BIN)/python -m pytest $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 lint: setup ## ruff check and format check
