@@ -76,6 +76,20 @@ def test_losses_go_down_and_percentiles_count_from_the_best() -> None:
     assert best_so_far([0.9, 0.4, 0.6], maximize=False) == 0.4
 
 
+def test_the_percentile_pruner_keeps_only_the_top_share(compose_cfg) -> None:
+    """pruner=percentile (25 by default) is stricter than the median: a job above the median of its siblings
+    but outside their best quarter is stopped; pruner.percentile=50 is the median rule."""
+    from sweeplab.pruning.callback import rule_of
+
+    quarter = rule_of(compose_cfg("pruner=percentile", "pruner.warmup_epochs=0", "pruner.min_runs=1").pruner)
+    median = rule_of(compose_cfg("pruner=median", "pruner.warmup_epochs=0", "pruner.min_runs=1").pruner)
+    half = rule_of(compose_cfg("pruner=percentile", "pruner.percentile=50", "pruner.warmup_epochs=0").pruner)
+    siblings = [0.1, 0.2, 0.3, 0.4, 0.5]
+    assert decide(quarter, 1, 0.35, siblings).prune and not decide(median, 1, 0.35, siblings).prune
+    assert not decide(quarter, 1, 0.45, siblings).prune
+    assert decide(half, 1, 0.25, siblings).threshold == decide(median, 1, 0.25, siblings).threshold == 0.3
+
+
 # --- studies -----------------------------------------------------------------------------------------------
 
 

@@ -183,6 +183,32 @@ def test_a_sweep_with_seeds_has_a_config_run_per_job_and_resumes_a_killed_one(tm
 
 
 @pytest.mark.slow
+def test_seeds_in_joblib_workers_nest_under_their_config_and_force_trains_them_again(cli, client) -> None:
+    """seeds=N with jobs in parallel processes (hydra/launcher=joblib): each job's seeds nest under its own
+    config run; the same config again with force=true is trained again, its seeds included, not skipped."""
+    done = cli("-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "lr=0.05,0.02", "seeds=2", *TINY, "epochs=1")
+    assert done.returncode == 0, done.stderr[-3000:]
+    parent = study_parent(client)
+    assert parent.info.status == "FINISHED" and parent.data.metrics["jobs_finished"] == 2
+    configs = {r.data.params["lr"]: r for r in experiment_runs(client) if "sweeplab.seeds" in r.data.tags}
+    assert sorted(configs) == ["0.02", "0.05"]
+    for lr, config in configs.items():
+        seeds = nested(client, config.info.run_id)
+        assert [r.info.status for r in seeds] == ["FINISHED", "FINISHED"] and config.data.metrics["seeds_run"] == 2
+        assert {r.data.params["lr"] for r in seeds} == {lr} and len({r.data.params["seed"] for r in seeds}) == 2
+    assert summary(client, parent.info.run_id)["seeds"].tolist() == [2, 2]
+
+    before = {r.info.run_id for r in experiment_runs(client)}
+    forced = cli("-m", "lr=0.05", "seeds=2", "force=true", *TINY, "epochs=1")
+    assert forced.returncode == 0, forced.stderr[-3000:]
+    assert "already FINISHED" not in forced.stdout, forced.stdout[-3000:]
+    new = [r for r in experiment_runs(client) if r.info.run_id not in before]
+    roles = sorted(r.data.tags.get("sweeplab.role", "") for r in new)
+    assert roles.count("seed") == 2 and {r.info.status for r in new} == {"FINISHED"}, roles
+    assert {r.data.params.get("lr") for r in new if r.data.tags.get("sweeplab.role") == "seed"} == {"0.05"}
+
+
+@pytest.mark.slow
 def test_a_pruned_seed_ends_its_config_and_the_summary_says_so(cli, client) -> None:
     """Siblings are every seed's run of the study: a hopeless config's first seed is stopped, its second never
     trains, and its config run is PRUNED in the summary."""

@@ -219,6 +219,23 @@ def test_every_tuner_runs_the_baseline_first(compose_cfg: Callable[..., DictConf
     assert {k: v for k, v in second.items() if not k.startswith("tuner/")} != BASELINE
 
 
+def test_a_bayesian_search_runs_the_baseline_then_what_its_gaussian_process_proposes(
+    compose_cfg: Callable[..., DictConfig], client: MlflowClient
+) -> None:
+    """tuner=bayesian end to end on tiny data: the baseline is its one random point, the next trial comes
+    from the Gaussian process fitted to it; both are trials of one FINISHED parent."""
+    overrides = ["tuner=bayesian", *TINY, "tuner.max_trials=2", "tuner.num_initial_points=1"]
+    search(compose_cfg(*overrides, "tuner.registered_model=null"))
+    parents, trials = search_runs(client)
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    assert finished_trial_ids(trials) == ["0", "1"] and len(trials) == 2
+    first, second = trials
+    assert (first.data.params["optimizer.name"], float(first.data.params["lr"])) == ("sgd", 0.01)
+    assert parents[0].data.metrics["baseline_score"] == pytest.approx(first.data.metrics["score"])
+    baseline, proposed = ({k: v for k, v in r.data.params.items() if k.startswith("hp.")} for r in trials)
+    assert baseline and proposed != baseline, proposed  # not the baseline again
+
+
 def test_random_search_logs_every_trial_and_registers_the_best(
     compose_cfg: Callable[..., DictConfig], client: MlflowClient
 ) -> None:

@@ -88,6 +88,41 @@ MUTANTS = [
         "    return min(finite) if maximize else max(finite)\n",
         ("tests/test_pruning.py::test_losses_go_down_and_percentiles_count_from_the_best",),
     ),
+    Mutant(
+        "a resume training again a config that FINISHED",
+        "tracking/runs.py",
+        "    return found[0] if found else None\n",
+        "    return None\n",
+        ("tests/test_outcomes.py::test_a_resume_skips_to_the_finished_run_of_a_config_only",),
+    ),
+    Mutant(
+        "a resume skipping a config that did not finish",
+        "tracking/runs.py",
+        " = '{identity}' and attributes.status = 'FINISHED'\",",
+        " = '{identity}'\",",
+        ("tests/test_outcomes.py::test_a_resume_skips_to_the_finished_run_of_a_config_only",),
+    ),
+    Mutant(
+        "a pruned job counted as fully trained",
+        "sweep/summary.py",
+        "    if status == FINISHED and tags.PRUNED in labels:\n",
+        "    if False:\n",
+        ("tests/test_outcomes.py::test_a_sweeps_summary_counts_pruned_and_failed_jobs_and_picks_the_best",),
+    ),
+    Mutant(
+        "the best job picked by the lowest value",
+        "sweep/summary.py",
+        "ascending=[not objective.maximize, True]",
+        "ascending=[objective.maximize, True]",
+        ("tests/test_outcomes.py::test_a_sweeps_summary_counts_pruned_and_failed_jobs_and_picks_the_best",),
+    ),
+    Mutant(
+        "a study's parent closed FINISHED with failed jobs",
+        "tracking/studies.py",
+        "    return FAILED if statuses - set(DONE) else FINISHED\n",
+        "    return FINISHED\n",
+        ("tests/test_outcomes.py::test_a_study_with_a_failed_job_ends_failed",),
+    ),
 ]
 
 
