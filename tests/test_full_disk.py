@@ -5,6 +5,7 @@ disk; the second puts the whole default store (mlruns/) on the full disk."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import shutil
 import sqlite3
@@ -26,19 +27,26 @@ LEFT_FREE = 1_900_000  # room for the first job's files, not for the second's mo
 PNG_END = b"IEND\xaeB`\x82"
 
 
-@pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 6 MB tmpfs mounted for the test (root only), unmounted after it."""
-    folder = tmp_path / "small-disk"
+@contextlib.contextmanager
+def tmpfs(folder: Path, size: str) -> Iterator[Path]:
+    """`folder`, made and mounted as a tmpfs of `size` (root only) for the block, unmounted after it."""
     folder.mkdir()
     mount = shutil.which("mount")
-    done = mount and subprocess.run([mount, "-t", "tmpfs", "-o", "size=6m", "tmpfs", str(folder)], capture_output=True)
+    command = [mount, "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)] if mount else []
+    done = mount and subprocess.run(command, capture_output=True)
     require(bool(done) and done.returncode == 0, "cannot mount a tmpfs here (needs root or CAP_SYS_ADMIN)")
     try:
         yield folder
     finally:
         if subprocess.run(["umount", str(folder)], capture_output=True).returncode != 0:
             subprocess.run(["umount", "-l", str(folder)], check=True)
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 6 MB tmpfs mounted for the test (root only), unmounted after it."""
+    with tmpfs(tmp_path / "small-disk", "6m") as folder:
+        yield folder
 
 
 def digest(folder: Path) -> dict[str, str]:
@@ -131,16 +139,8 @@ WHOLE_STORE_FREE = 3_000_000  # the store's database and the first job fit, the 
 def whole_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """The default store (./mlruns/: its SQLite file and artifacts) on a 64 MB tmpfs of its own (root only)."""
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)  # the default store: ./mlruns/mlflow.db
-    mlruns = tmp_path / "mlruns"
-    mlruns.mkdir()
-    mount = shutil.which("mount")
-    done = mount and subprocess.run([mount, "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(mlruns)], capture_output=True)
-    require(bool(done) and done.returncode == 0, "cannot mount a tmpfs here (needs root or CAP_SYS_ADMIN)")
-    try:
+    with tmpfs(tmp_path / "mlruns", "64m") as mlruns:
         yield mlruns
-    finally:
-        if subprocess.run(["umount", str(mlruns)], capture_output=True).returncode != 0:
-            subprocess.run(["umount", "-l", str(mlruns)], check=True)
 
 
 def running_runs(mlruns: Path) -> list[str]:
