@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import time
@@ -283,3 +284,17 @@ def test_dataset_digest_is_mlflows(features) -> None:
         changed = features.copy()
         changed[0] = changed[1]
         assert numpy_digest(changed, targets) != numpy_digest(features, targets)
+
+
+def test_a_stop_whose_exception_was_lost_still_ends_the_run_killed(compose_cfg, client, monkeypatch) -> None:
+    """A SIGTERM can land in a `__del__` or inside TensorFlow's code, where Python drops its exception (a job
+    cancelled by scancel would train on to its last epoch): the next step raises it again."""
+    from sweeplab import signals
+    from sweeplab.train import run
+
+    monkeypatch.setattr(signals, "_received", [signal.SIGTERM])  # came in; its exception did not surface
+    with pytest.raises(signals.Terminated, match="SIGTERM"):
+        run(quick_cfg(compose_cfg, "epochs=5"))
+    (killed,) = experiment_runs(client)
+    assert killed.info.status == "KILLED", killed.data.tags.get("sweeplab.error")
+    assert client.get_metric_history(killed.info.run_id, "val_accuracy") == []  # stopped at its first step

@@ -1,4 +1,4 @@
-"""Keras callbacks: record each epoch in MLflow, stop a run that diverged, show the epochs to people."""
+"""Keras callbacks: record each epoch in MLflow, stop a run that diverged or was stopped, show the epochs."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from sweeplab import console
 from sweeplab.errors import DivergedError
 from sweeplab.optimizers import current_learning_rate
 from sweeplab.perf.process import in_background
+from sweeplab.signals import raise_if_interrupted
 
 
 class MlflowEpochLogger(keras.callbacks.Callback):
@@ -75,6 +76,17 @@ class StopOnDivergence(keras.callbacks.Callback):
             raise DivergedError(
                 f"loss became {float(loss)} in epoch {self._epoch + 1}; the run diverged (lower the learning rate)"
             )
+
+
+class StopOnSignal(keras.callbacks.Callback):
+    """Raises again, at the next step, a Ctrl-C or SIGTERM whose exception was lost inside TensorFlow or a
+    `__del__`: a cancelled job ends KILLED at once instead of training on to its last epoch."""
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        raise_if_interrupted()
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        raise_if_interrupted()
 
 
 class EpochProgress(keras.callbacks.Callback):

@@ -79,7 +79,7 @@ def compile_model(cfg: DictConfig, data: Dataset) -> Any:
 
 def fit(cfg: DictConfig, model: Any, data: Dataset, study: StudyContext, extra_callbacks: list | None = None) -> Fitted:
     """Train with validation each epoch, logging each epoch to the active MLflow run (pruned in `study`)."""
-    from sweeplab.callbacks import MlflowEpochLogger, StopOnDivergence, epoch_progress
+    from sweeplab.callbacks import MlflowEpochLogger, StopOnDivergence, StopOnSignal, epoch_progress
     from sweeplab.pruning.callback import pruning_callbacks
 
     fused = fused_steps_of(model)  # cfg.training.fused_steps, or 1 where this model keeps Keras's step
@@ -93,7 +93,7 @@ def fit(cfg: DictConfig, model: Any, data: Dataset, study: StudyContext, extra_c
         batch_size=fit_batch_size(cfg.batch_size, fused),
         validation_data=(data.x_valid, data.y_valid),
         validation_batch_size=EVAL_BATCH_SIZE,
-        callbacks=[StopOnDivergence(), MlflowEpochLogger(), *pruners, *(extra_callbacks or [])],
+        callbacks=[StopOnSignal(), StopOnDivergence(), MlflowEpochLogger(), *pruners, *(extra_callbacks or [])],
         verbose=0,  # the epochs are shown by sweeplab.callbacks.EpochProgress
     )
     pruned_at = next((p.pruned.epoch for p in pruners if p.pruned is not None), None)

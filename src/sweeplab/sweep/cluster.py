@@ -31,6 +31,7 @@ POLL_S = {"slurm": 5.0, "local": 1.0}  # how often squeue (or each local process
 STUCK_AFTER_S = 10.0  # a pending reason that will not clear, seen this long, fails the sweep
 GONE_AFTER_S = 10.0  # a job gone from the queue without a result file: how long its file may lag (shared disks)
 STOP_WAIT_S = 150.0  # after cancelling: how long the jobs get to end their runs before SIGKILL
+RESEND_S = 15.0  # after cancelling: from when scancel is said again while a job still runs
 # squeue reasons (%r) that no amount of waiting clears: the request does not fit the partition or node,
 # names something that does not exist, or is held. Others (Resources, Priority, ...) are ordinary queueing.
 STUCK_REASONS = frozenset(
@@ -187,9 +188,11 @@ class Jobs:
         """Cancel every job and wait for it to end (its run ends KILLED with the epochs it logged)."""
         with signals_held():  # a second Ctrl-C must not leave jobs behind; the wait is bounded
             self.cancel(signal.SIGTERM)
-            deadline = time.monotonic() + STOP_WAIT_S
-            while self.alive() and time.monotonic() < deadline:
+            started = time.monotonic()
+            while self.alive() and time.monotonic() < started + STOP_WAIT_S:
                 time.sleep(POLL_S[self.kind])
+                if self.kind == "slurm" and time.monotonic() - started >= RESEND_S:
+                    self.cancel(signal.SIGTERM)  # a busy controller may have dropped it; a cancelled job ignores it
             if self.alive():
                 log.warning(f"jobs still running {STOP_WAIT_S:.0f} s after cancelling them: killing them")
                 self.cancel(signal.SIGKILL)

@@ -14,7 +14,7 @@ from omegaconf import DictConfig
 
 from sweeplab import compat, console
 from sweeplab.backend import fresh_start
-from sweeplab.callbacks import MlflowEpochLogger, StopOnDivergence, epoch_progress
+from sweeplab.callbacks import MlflowEpochLogger, StopOnDivergence, StopOnSignal, epoch_progress
 from sweeplab.errors import DivergedError, SweeplabError, TrackingLost
 from sweeplab.pruning.callback import pruning_callbacks
 from sweeplab.seeds.aggregate import aggregate_metrics
@@ -132,7 +132,14 @@ class TrackedTrials:
         data = self.hypermodel.data
         with console.labelled(what):
             shown = epoch_progress(cfg.training.verbose, len(data.x_train), cfg.batch_size, cfg.training.fused_steps)
-            callbacks = [*kwargs.get("callbacks", []), StopOnDivergence(), MlflowEpochLogger(), *pruner, *shown]
+            callbacks = [
+                *kwargs.get("callbacks", []),
+                StopOnSignal(),
+                StopOnDivergence(),
+                MlflowEpochLogger(),
+                *pruner,
+                *shown,
+            ]
             kwargs.update(callbacks=callbacks, verbose=0)  # Keras Tuner's display stays
             try:
                 return super().run_trial(trial, *args, **kwargs)  # type: ignore[misc]
