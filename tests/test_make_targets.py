@@ -53,7 +53,8 @@ def tracking_uri(uri: str) -> Iterator[None]:
 @pytest.fixture(scope="module")
 def project(small_sweep: dict, tmp_path_factory: pytest.TempPathFactory) -> dict:
     """A project folder whose mlruns/mlflow.db is a copy of the small sweep's store as built (the artifacts
-    stay where they are), with the sweep's least accurate run registered first and its best as the champion."""
+    stay where they are), with the sweep's best run registered (the champion), then its least accurate one
+    (the latest version, not the champion: serving `latest` instead of `@champion` shows)."""
     folder = tmp_path_factory.mktemp("project")
     (folder / "mlruns").mkdir()
     shutil.copyfile(small_sweep["snapshot"].removeprefix("sqlite:///"), folder / "mlruns" / "mlflow.db")
@@ -67,10 +68,11 @@ def project(small_sweep: dict, tmp_path_factory: pytest.TempPathFactory) -> dict
     logged = {m.source_run_id: m.model_id for m in client.search_logged_models([small_sweep["experiment_id"]])}
     worst, best = runs[0], runs[-1]
     with tracking_uri(uri):  # MLflow's registry resolves models:/<id> through the global tracking URI
-        for run in (worst, best):
+        for run in (best, worst):
             source = f"models:/{logged[run.info.run_id]}"
             models.register(client, CHAMPION, source, run.info.run_id, run.data.metrics["test_accuracy"])
     assert client.get_model_version_by_alias(CHAMPION, models.CHAMPION).run_id == best.info.run_id
+    assert client.get_latest_versions(CHAMPION)[0].run_id == worst.info.run_id
     return {"folder": folder, "uri": uri, "best": logged[best.info.run_id], "worst": logged[worst.info.run_id]}
 
 
@@ -81,6 +83,7 @@ def make(target: str, folder: Path, ready: str, *variables: str) -> Iterator[str
     port = free_port()
     name = "UI_PORT" if target == "ui" else "SERVE_PORT"
     env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "MAKEFLAGS", "MFLAGS")}
+    env["MLFLOW_WORKERS"] = "1"  # `mlflow ui` starts 4 workers, each importing MLflow: seconds of CPU on 2 cores
     log = folder / f"make-{target}-{port}.log"
     command = ["make", "-f", str(ROOT / "Makefile"), f"BIN={BIN}", "-o", f"{BIN}/sweeplab-installed",
                target, f"{name}={port}", *variables]  # fmt: skip
