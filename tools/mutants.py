@@ -144,11 +144,6 @@ MUTANTS = [
         'the run cannot recover (it ends FAILED, the sweep goes on)."""\n',
         ("tests/test_reliability.py::test_a_diverging_run_stops_at_once_and_fails",),
     ),
-]
-
-# Caught, but by tests too long for `make mutants` (minutes each: real searches and sweeps); run them with
-# --slow. docs/testing.md lists them with the rest.
-SLOW_MUTANTS = [
     Mutant(
         "best_hyperparameters.json written from the worst trial",
         "src/sweeplab/tuning/summary.py",
@@ -163,6 +158,11 @@ SLOW_MUTANTS = [
         '    table.sort_index().to_csv(folder / "trials.csv", index=False)\n',
         ("tests/test_tuning.py::test_random_search_logs_every_trial_and_registers_the_best",),
     ),
+]
+
+# Caught, but by tests too long for `make mutants` (minutes each: a sweep killed and resumed, a distributed
+# search, the Makefile's servers over a freshly trained store); `tools/mutants.py --slow` adds them.
+SLOW_MUTANTS = [
     Mutant(
         "summary.md listing the jobs worst first",
         "src/sweeplab/sweep/summary.py",
