@@ -148,7 +148,8 @@ MUTANTS = [
         "best_hyperparameters.json written from the worst trial",
         "src/sweeplab/tuning/summary.py",
         "    best_values = dict(record.best_trial.hyperparameters.values)\n",
-        "    best_values = {k: record.table.iloc[-1][k] for k in record.best_trial.hyperparameters.values}\n",
+        "    best_values = {k: record.table.iloc[-1].get(k, v)"  # the worst trial's values (units: the best's)
+        " for k, v in record.best_trial.hyperparameters.values.items()}\n",
         ("tests/test_tuning.py::test_random_search_logs_every_trial_and_registers_the_best",),
     ),
     Mutant(
