@@ -19,6 +19,9 @@ $(BIN)/sweeplab-installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev,jax]'
+	# hydra/sweeper=optuna: hydra-optuna-sweeper 1.3.0 pins optuna<3, yet its code runs on the Optuna 5 that
+	# sweeplab needs (the old distributions and Trial._suggest are still there), so it goes in without its pins.
+	$(BIN)/python -m pip install -q --no-deps hydra-optuna-sweeper==1.3.0
 	touch $@
 
 setup: $(BIN)/sweeplab-installed data ## make .venv with sweeplab and its dependencies, fill the Keras cache
