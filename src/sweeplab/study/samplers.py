@@ -20,7 +20,19 @@ def make_sampler(settings: dict[str, Any], space: dict[str, Any], resumed: int =
     if name == "gp":
         return optuna.samplers.GPSampler(seed=seed)
     if name == "grid":
-        return optuna.samplers.GridSampler({key: list(d.choices) for key, d in space.items()}, seed=seed)
+        return _grid_sampler()({key: list(d.choices) for key, d in space.items()}, seed=seed)
     if name == "nsga2":
         return optuna.samplers.NSGAIISampler(seed=seed)
     return optuna.samplers.TPESampler(seed=seed)
+
+
+def _grid_sampler() -> type:
+    """Optuna's GridSampler without its stop: Study.stop works only inside Study.optimize, and sweeplab asks and
+    tells itself (sweeplab.study.trials asks no more once the grid is used up: GridSampler.is_exhausted)."""
+    import optuna
+
+    class GridSampler(optuna.samplers.GridSampler):
+        def after_trial(self, study: Any, trial: Any, state: Any, values: Any) -> None:
+            return None
+
+    return GridSampler

@@ -31,11 +31,16 @@ class Trials:
     def next(self) -> tuple[Any, int, list[str]] | None:
         """The next trial, its job number and overrides; None once the budget is spent or the study stopped."""
         with self.lock:
-            if self.left <= 0 or self.stopped.is_set():
+            if self.left <= 0 or self.stopped.is_set() or self.exhausted():
                 return None
             trial = self.study.ask(fixed_distributions=self.space)
             num, self.num, self.left = self.num, self.num + 1, self.left - 1
         return trial, num, [*self.fixed, *trial_overrides(trial.params)]
+
+    def exhausted(self) -> bool:
+        """Whether the sampler has nothing left to ask (a grid whose every point was asked)."""
+        is_exhausted = getattr(self.study.sampler, "is_exhausted", None)
+        return bool(is_exhausted and is_exhausted(self.study))
 
     def tell(self, trial: Any, ret: Any) -> None:
         """Tell Optuna how the trial's job ended: its value, or FAIL (the study goes on)."""
