@@ -185,9 +185,9 @@ def _open_plan(config: DictConfig, axes: dict[str, str], common: dict) -> Plan:
         )
     if sweeper.get("storage") and target_name(sweeper) == "OptunaSweeper":
         raise ConfigError(
-            f"hydra.sweeper.storage={sweeper.storage}: Optuna's database storage does not work beside MLflow "
-            "(hydra-optuna-sweeper pins optuna<3, which fails on SQLAlchemy 2); leave it null: the same command "
-            "resumes the study through MLflow"
+            f"hydra.sweeper.storage={sweeper.storage}: Optuna's database storage would keep a second record of "
+            "the study beside MLflow's, which sweeplab does not read; leave it null: the same command resumes the "
+            "study through MLflow"
         )
     if target_name(sweeper) == "SweeplabSweeper":  # its space and sampler refused here, before any run
         from sweeplab.study.space import check_study
