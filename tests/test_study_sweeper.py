@@ -101,3 +101,36 @@ def test_a_bad_search_space_is_refused_in_one_line_before_any_run(cli, client, o
     lines = [text for text in done.stderr.splitlines() if text.strip()]
     assert len(lines) == 1 and lines[0].startswith(f"sweeplab: error: {line}"), lines
     assert experiment_runs(client) == []
+
+
+@pytest.mark.slow
+def test_sigterm_stops_every_worker_and_leaves_no_run_running(client, store: str, tmp_path: Path) -> None:
+    """SIGTERM reaches the launching process only (the workers are threads there): it is passed on to the joblib
+    workers, both trials in flight end KILLED, no new trial starts, and the parent ends KILLED."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from conftest import ROOT
+
+    args = [*SWEEPLAB, "hydra.sweeper.n_trials=4", "hydra.sweeper.workers=2", "hydra/launcher=joblib",
+            "hydra.launcher.n_jobs=2", "lr=interval(0.001,0.3)", "epochs=50", *SMALL]  # fmt: skip
+    log = tmp_path / "out.txt"
+    with log.open("w") as out:
+        proc = subprocess.Popen([sys.executable, str(ROOT / "sweep.py"), *args], cwd=tmp_path, stdout=out,
+                                stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})  # fmt: skip
+        deadline = time.monotonic() + 300
+        while log.read_text().count("epoch 2/50") < 2 and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGTERM)
+        rc = proc.wait(timeout=120)
+    output = log.read_text()
+    assert rc != 0 and "sweeplab: stopped by SIGTERM" in output, output[-3000:]
+    parent, children = newest_study(client)
+    assert parent.info.status == "KILLED" and len(children) == 2, output[-3000:]
+    assert {r.info.status for r in children} == {"KILLED"}, output[-3000:]
+    assert "job 3/4" not in output
+    rows = summary_rows(client, parent.info.run_id, tmp_path / "summary")
+    assert [row["status"] for row in rows] == ["KILLED", "KILLED"]

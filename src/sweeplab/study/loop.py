@@ -4,21 +4,25 @@ batch. The study's MLflow record is the sweep callback's parent run and its jobs
 
 from __future__ import annotations
 
+import contextlib
 import json
+import signal
 import threading
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig
 
+from sweeplab import compat
+from sweeplab.config import config_hash
 from sweeplab.errors import StudyError
 from sweeplab.perf import prewarm
 from sweeplab.study.resume import finished_trials, give_back, report_resumed
 from sweeplab.study.samplers import make_sampler
 from sweeplab.study.space import search_space
 from sweeplab.study.trials import Trials
-from sweeplab.sweep.plan import sweep_lines
-from sweeplab.sweep.report import REPORT_FILE, JobReport
+from sweeplab.sweep.plan import Plan, compose_job, sweep_lines, without_hydra
+from sweeplab.sweep.report import REPORT_FILE, JobReport, job_reports
 from sweeplab.tracking import tags
 
 
@@ -46,11 +50,28 @@ def run_study(config: DictConfig, launcher: Any, settings: dict[str, Any]) -> li
     def record(ret: Any, params: dict[str, Any]) -> None:
         tag_run(study.client, ret, params)
 
-    if workers == 1:
-        work(trials, launcher, record)
-    else:
-        in_threads(trials, launcher, record, workers)
+    try:
+        if workers == 1:
+            work(trials, launcher, record)
+        else:
+            in_threads(trials, launcher, record, workers)
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the jobs joblib's abort ended before they could say so
+        report_stopped(config, plan, study.run_id, dict(trials.running))
+        raise
     return [t.value for t in optuna_study.trials]
+
+
+def report_stopped(config: DictConfig, plan: Plan, parent_run_id: str, running: dict[int, list[str]]) -> None:
+    """A KILLED report for each job in flight that left none, naming its config: the summary then finds its run
+    (by config hash) and ends it KILLED instead of leaving it RUNNING."""
+    reports = job_reports(plan.directory, parent_run_id)
+    for num, overrides in running.items():
+        if num in reports:
+            continue
+        report = JobReport(num, overrides, parent_run_id, status="KILLED", error="the sweep was stopped")
+        with contextlib.suppress(Exception):  # a job that cannot be composed has no run to find
+            report.config_hash = config_hash(without_hydra(compose_job(config, overrides, num)))
+        report.write(plan.directory / "stopped" / str(num))
 
 
 def worker_count(config: DictConfig, asked: int) -> int:
@@ -68,7 +89,7 @@ def work(trials: Trials, launcher: Any, record: Any) -> None:
     while (drawn := trials.next()) is not None:
         trial, num, overrides = drawn
         (ret,) = launcher.launch([overrides], initial_job_idx=num)
-        trials.tell(trial, ret)
+        trials.tell(trial, num, ret)
         record(ret, trial.params)
 
 
@@ -92,10 +113,11 @@ def in_threads(trials: Trials, launcher: Any, record: Any, workers: int) -> None
             while thread.is_alive():
                 thread.join(0.2)
     except KeyboardInterrupt:
-        trials.stop()
-        prewarm.stop_workers()  # the jobs in flight end with their processes; no new one starts
+        trials.stop()  # no new trial; the jobs in flight end their runs KILLED and write their reports
+        compat.signal_joblib_workers(signal.SIGTERM)
         for thread in threads:
-            thread.join(30)
+            thread.join(60)
+        prewarm.stop_workers()
         raise
     if errors:
         raise errors[0]

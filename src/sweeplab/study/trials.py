@@ -27,6 +27,7 @@ class Trials:
         self.num, self.left = first_num, left
         self.lock = threading.Lock()
         self.stopped = threading.Event()
+        self.running: dict[int, list[str]] = {}  # job number -> overrides, of the jobs launched and not yet told
 
     def next(self) -> tuple[Any, int, list[str]] | None:
         """The next trial, its job number and overrides; None once the budget is spent or the study stopped."""
@@ -35,19 +36,21 @@ class Trials:
                 return None
             trial = self.study.ask(fixed_distributions=self.space)
             num, self.num, self.left = self.num, self.num + 1, self.left - 1
-        return trial, num, [*self.fixed, *trial_overrides(trial.params)]
+            self.running[num] = [*self.fixed, *trial_overrides(trial.params)]
+        return trial, num, self.running[num]
 
     def exhausted(self) -> bool:
         """Whether the sampler has nothing left to ask (a grid whose every point was asked)."""
         is_exhausted = getattr(self.study.sampler, "is_exhausted", None)
         return bool(is_exhausted and is_exhausted(self.study))
 
-    def tell(self, trial: Any, ret: Any) -> None:
-        """Tell Optuna how the trial's job ended: its value, or FAIL (the study goes on)."""
+    def tell(self, trial: Any, num: int, ret: Any) -> None:
+        """Tell Optuna how job `num` of the trial ended: its value, or FAIL (the study goes on)."""
         from optuna.trial import TrialState
 
         value = job_value(ret)
         with self.lock:
+            self.running.pop(num, None)
             if value is None:
                 self.study.tell(trial, state=TrialState.FAIL)
             else:
