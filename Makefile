@@ -15,10 +15,14 @@ export KERAS_HOME
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
+# hydra/sweeper=optuna: hydra-optuna-sweeper (1.3.0, pinned in constraints.txt) pins optuna<3, yet its code runs
+# on the Optuna 5 that sweeplab needs (the old distributions and Trial._suggest are still there), so it goes in
+# without its dependencies, beside sweeplab's own hydra/sweeper=sweeplab.
 $(BIN)/sweeplab-installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev,jax]'
+	$(BIN)/python -m pip install -q --no-deps -c constraints.txt hydra-optuna-sweeper
 	touch $@
 
 setup: $(BIN)/sweeplab-installed data ## make .venv with sweeplab and its dependencies, fill the Keras cache

@@ -59,6 +59,7 @@ def test_joblib_launcher_settings_and_worker_stop() -> None:
 
     executor = reusable_executor._executor
     assert executor is not None, moved("loky's reusable_executor._executor")
+    assert compat.signal_joblib_workers(0) == 2, moved("loky executor _processes")  # signal 0: alive?
     compat.stop_joblib_workers()
     assert all(not p.is_alive() for p in executor._processes.values()), moved("loky executor shutdown")
 

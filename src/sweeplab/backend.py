@@ -8,6 +8,7 @@ import os
 import re
 import sys
 import tempfile
+import warnings
 
 from sweeplab.errors import ConfigError
 from sweeplab.schema import Backend
@@ -51,8 +52,8 @@ def quiet_start() -> None:
     TensorFlow's C++ lines (oneDNN, CUDA probing on a CPU machine) are filtered by TF_CPP_MIN_LOG_LEVEL, those
     it writes while it loads by `load_keras`; MLflow logs warnings only, without its artifact download bars
     and its own links to a run (sweeplab prints one, to the UI of the store the run went to); matplotlib's
-    font cache, JAX's and absl's INFO messages stay out of the logs. Python's warnings still show. A variable set
-    by the user wins; SWEEPLAB_DEBUG=1 sets none of them.
+    font cache, JAX's and absl's INFO messages stay out of the logs. Python's warnings still show, except Optuna's
+    deprecations met by Hydra's Optuna sweeper. A variable set by the user wins; SWEEPLAB_DEBUG=1 sets none of them.
     """
     if _debugging():
         return
@@ -62,6 +63,23 @@ def quiet_start() -> None:
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     for name in ("absl", "jax", "matplotlib"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    # Hydra's Optuna sweeper (1.3.0, written for Optuna 2) on Optuna 5: its distributions and TPE settings are
+    # deprecated there (FutureWarning at every trial), and still work.
+    warnings.filterwarnings(
+        "ignore", category=FutureWarning, module=r"(optuna|hydra_plugins\.hydra_optuna_sweeper)(\.|$)"
+    )
+
+
+def quiet_optuna() -> None:
+    """Optuna's INFO lines (a study created, each trial's value) left out: sweeplab prints each job's own.
+
+    Optuna sets its logger's level when it first logs, so this imports it: called where a sampled study starts.
+    """
+    if _debugging() or importlib.util.find_spec("optuna") is None:
+        return
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
 def _debugging() -> bool:

@@ -70,6 +70,27 @@ def stop_joblib_workers() -> None:
         executor.shutdown(wait=True, kill_workers=True)
 
 
+def signal_joblib_workers(signum: int) -> int:
+    """Send `signum` to each worker process of loky's reusable executor; how many were sent it.
+
+    hydra/sweeper=sweeplab runs trials in worker threads, so a SIGTERM reaches only the launching process; sent
+    on to the workers, each job ends its run KILLED and writes its report, as under SIGINT from a terminal.
+    joblib has no public list of its workers.
+    """
+    import os
+
+    loky = sys.modules.get("joblib.externals.loky.reusable_executor")
+    processes = getattr(getattr(loky, "_executor", None), "_processes", None) or {}
+    sent = 0
+    for pid in list(processes):
+        try:
+            os.kill(int(pid), signum)
+            sent += 1
+        except (ProcessLookupError, PermissionError):
+            continue
+    return sent
+
+
 # ------------------------------------------------------------------------------------------------ submitit
 
 

@@ -22,6 +22,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from sweeplab import compat
+from sweeplab.backend import quiet_optuna
 from sweeplab.errors import LauncherError, StudyError, SweeplabError, SweepRefused, one_line
 from sweeplab.perf import prewarm
 from sweeplab.perf.process import resume_gc
@@ -115,6 +116,8 @@ class SweepCallback(Callback):
             check_data(config)  # once, before any job is launched or submitted
         except SweeplabError as err:
             raise SweepRefused(err) from err
+        if the_plan.kind != KIND_GRID:
+            quiet_optuna()  # before the sweeper's first study.ask
         self.start_workers(config, the_plan, uri)  # joblib: they import TensorFlow and MLflow meanwhile
         study = self.open(config, the_plan, uri)
         self.plan, self.study = the_plan, study

@@ -185,16 +185,20 @@ def _open_plan(config: DictConfig, axes: dict[str, str], common: dict) -> Plan:
         )
     if sweeper.get("storage") and target_name(sweeper) == "OptunaSweeper":
         raise ConfigError(
-            f"hydra.sweeper.storage={sweeper.storage}: Optuna's database storage does not work beside MLflow "
-            "(hydra-optuna-sweeper pins optuna<3, which fails on SQLAlchemy 2); leave it null: the same command "
-            "resumes the study through MLflow"
+            f"hydra.sweeper.storage={sweeper.storage}: Optuna's database storage would keep a second record of "
+            "the study beside MLflow's, which sweeplab does not read; leave it null: the same command resumes the "
+            "study through MLflow"
         )
+    if target_name(sweeper) == "SweeplabSweeper":  # its space and sampler refused here, before any run
+        from sweeplab.study.space import check_study
+
+        check_study(sweep_lines(config), str(sweeper.sampler), int(sweeper.n_trials), int(sweeper.workers))
     total = sweeper.get("n_trials")
     total = int(total) if isinstance(total, int) and total > 0 else None
     short = target_name(sweeper).removesuffix("Sweeper").lower() or "sweeper"
     settings = OmegaConf.to_container(sweeper, resolve=True)
     assert isinstance(settings, dict)
-    for key in ("n_trials", "n_jobs"):  # how far and how wide, not what: more trials continue the study
+    for key in ("n_trials", "n_jobs", "workers"):  # how far and how wide, not what: more trials continue the study
         settings.pop(key, None)
     base = without_hydra(config)
     identity = json.dumps({"sweeper": settings, "lines": sweep_lines(config), "base": config_hash(base)}, default=str)

@@ -35,6 +35,7 @@ MODEL_VALUE = "sweeplab.score"  # ... and its value, which the champion alias go
 
 TRIAL = "sweeplab.trial_id"
 TRIAL_STATUS = "sweeplab.trial_status"
+STUDY_PARAMS = "sweeplab.study_params"  # hydra/sweeper=sweeplab: a job's sampled values (JSON), given back on resume
 TUNER_ID = "sweeplab.tuner_id"
 ATTEMPT = "sweeplab.attempt"  # >1 when a trial was started again (interrupted search, retry)
 SUPERSEDED_BY = "sweeplab.superseded_by"
