@@ -138,8 +138,10 @@ def summary(client: MlflowClient, parent_id: str) -> pd.DataFrame:
 def test_a_sweep_with_seeds_has_a_config_run_per_job_and_resumes_a_killed_one(tmp_path, store, client) -> None:
     """SIGTERM while the first job trains its second seed: the rerun reopens that job's run, keeps its finished
     seed, trains the rest and the next job, and the summary counts jobs with their seeds."""
-    args = [sys.executable, str(ROOT / "sweep.py"), "-m", "lr=0.05,0.02", "seeds=3", *TINY]
-    args += ["epochs=25", "training.steps_per_execution=1"]
+    # The first job trains long (a stop must land in its second seed); the next one, trained in the rerun, short.
+    tiny = [arg for arg in TINY if not arg.startswith("epochs=")]
+    args = [sys.executable, str(ROOT / "sweep.py"), "-m", "epochs=25,2", "seeds=3", *tiny]
+    args += ["training.steps_per_execution=1"]
     proc = subprocess.Popen(
         args, cwd=tmp_path, env={**os.environ, "PYTHONUNBUFFERED": "1"},
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -162,7 +164,7 @@ def test_a_sweep_with_seeds_has_a_config_run_per_job_and_resumes_a_killed_one(tm
     assert proc.returncode != 0, output[-3000:]
     parent = study_parent(client)
     (job,) = [r for r in experiment_runs(client) if r.data.tags.get("sweeplab.seeds")]
-    assert job.data.params["lr"] == "0.05" and job.info.status == "KILLED"
+    assert job.data.params["epochs"] == "25" and job.info.status == "KILLED"  # the first job
     assert client.get_run(killed_seed.info.run_id).info.status == "KILLED"
     assert all(r.info.status != "RUNNING" for r in experiment_runs(client))
     kept = {r.info.run_id for r in nested(client, job.info.run_id) if r.info.status == "FINISHED"}

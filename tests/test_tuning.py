@@ -317,7 +317,7 @@ def test_random_search_logs_every_trial_and_registers_the_best(
 
 
 def test_search_over_a_models_own_keys(compose_cfg: Callable[..., DictConfig], client: MlflowClient) -> None:
-    small = ["model=cnn", "model.filters=4", "model.dense=16", *TINY, "tuner=random", "tuner.max_trials=4"]
+    small = ["model=cnn", "model.filters=4", "model.dense=16", *TINY, "tuner=random", "tuner.max_trials=3"]
     space = ["+tuner.space.model.dropout={low:0.1,high:0.5}", "+tuner.space.model.filters=[4,8]"]
     cfg = compose_cfg(*small, *space)
     validate(cfg)
@@ -328,7 +328,7 @@ def test_search_over_a_models_own_keys(compose_cfg: Callable[..., DictConfig], c
 
     parents, trials = search_runs(client)
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
-    assert finished_trial_ids(trials) == ["0", "1", "2", "3"]
+    assert finished_trial_ids(trials) == ["0", "1", "2"]
     searched = client.download_artifacts(parents[0].info.run_id, "search_space.json")
     described = json.loads(Path(searched).read_text())
     assert set(described["model"]) == {"model.dropout", "model.filters"} and "depth" not in described
@@ -349,7 +349,7 @@ def test_search_over_a_models_own_keys(compose_cfg: Callable[..., DictConfig], c
 
 
 def test_search_minimises_a_loss_objective(compose_cfg: Callable[..., DictConfig], client: MlflowClient) -> None:
-    cfg = compose_cfg("tuner=random", *TINY, "tuner.max_epochs=2", "tuner.max_trials=3", "objective.metric=val_loss")
+    cfg = compose_cfg("tuner=random", *TINY, "tuner.max_epochs=2", "tuner.max_trials=2", "objective.metric=val_loss")
     validate(cfg)
     result = search(cfg)
 
@@ -360,7 +360,7 @@ def test_search_minimises_a_loss_objective(compose_cfg: Callable[..., DictConfig
         assert run.data.metrics["score"] == pytest.approx(min(history))  # the trial's best epoch: its lowest
         lowest[run.info.run_id] = min(history)
     best_run = min(lowest, key=lowest.__getitem__)
-    assert len(set(lowest.values())) == 3  # distinct trials, so the best one is decided
+    assert len(lowest) == len(set(lowest.values())) == 2  # distinct trials, so the best one is decided
     parent = parents[0]
     assert parent.data.tags["sweeplab.best_run_id"] == best_run
     assert parent.data.metrics["best_score"] == pytest.approx(lowest[best_run])
